@@ -1,0 +1,12 @@
+"""polyexp: does averaging a network's late checkpoints give a better, steadier model?
+
+Run ``python -m polyexp``; see README.md. Plugins register with the registries in
+``polyexp.data``, ``polyexp.models``, ``polyexp.optimizers`` and ``polyexp.averaging``.
+"""
+
+import os
+
+# TensorFlow's C++ start-up chatter (CUDA probing on CPU-only machines) says nothing actionable.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+__version__ = "0.1.0"

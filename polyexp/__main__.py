@@ -1,0 +1,3 @@
+from polyexp.app import cli
+
+cli()

@@ -1,0 +1,97 @@
+"""The command line: ``python -m polyexp [overrides] [-m]``, a Hydra app.
+
+The config is checked before TensorFlow or MLflow load, so a bad value fails in about a second. Every
+job leaves a report in its output folder for the sweep summary; ``cli`` also ends a sweep's parent
+run when Hydra gives up early (a failed job, Ctrl-C, SIGTERM).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from polyexp.config import plan, register_configs
+from polyexp.errors import PolyexpError
+from polyexp.job import Job, JobResult, run_name, write_job_report
+from polyexp.sweep import close_sweeps, finished_run, read_sweep
+
+log = logging.getLogger(__name__)
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="pkg://polyexp.conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    """One Hydra job; returns the best ensemble accuracy (for sweepers that optimise)."""
+    job = current_job()
+    try:
+        experiment = plan(cfg)
+        data = experiment.load_data()
+        from polyexp import tracking  # loads MLflow: only once the config is checked
+
+        settings = experiment.config["tracking"]
+        store = tracking.open_store(settings["uri"], settings["experiment"], job.launch_dir)
+        result = finished_run(store, experiment, job) if job.sweep and settings["skip_finished"] else None
+        if result is None:
+            from polyexp.runner import run_job  # loads TensorFlow: only once the store answers
+
+            result = run_job(experiment, data, job, store)
+    except BaseException as exc:
+        if job.sweep is not None and isinstance(exc, PolyexpError):
+            log.error("%s failed: %s", job.label, exc)  # Hydra reports only the sweep's first failure
+        strategy = OmegaConf.select(cfg, "averaging.name", default="?")
+        swept = job.sweep.swept_keys if job.sweep else None
+        name = run_name(strategy, job.overrides, swept)
+        write_job_report(job.output_dir, JobResult("failed", name, list(job.overrides), error=str(exc)))
+        raise
+    write_job_report(job.output_dir, result)
+    return result.best_ensemble_acc
+
+
+def current_job() -> Job:
+    """The running Hydra job's folders, overrides and sweep."""
+    hydra_config = HydraConfig.get()
+    launch_dir = Path(hydra_config.runtime.cwd)
+    multirun = hydra_config.mode == RunMode.MULTIRUN
+    n_jobs = hydra_config.launcher.get("n_jobs") or 1
+    return Job(
+        output_dir=Path(hydra_config.runtime.output_dir),
+        launch_dir=launch_dir,
+        overrides=tuple(hydra_config.overrides.task),
+        sweep=read_sweep(launch_dir / hydra_config.sweep.dir) if multirun else None,
+        number=hydra_config.job.num if multirun else 0,
+        workers=os.cpu_count() or 1 if n_jobs < 0 else n_jobs,
+    )
+
+
+class Terminated(SystemExit):
+    """SIGTERM, raised in the main thread so that runs, files and sweeps are closed on the way out."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(128 + signum)
+
+
+def cli() -> None:
+    """``python -m polyexp``: run the Hydra app, then end any sweep Hydra left open."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        main()
+    except KeyboardInterrupt:
+        close_sweeps(interrupted=True)
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Terminated:
+        close_sweeps(interrupted=True)
+        raise
+    finally:
+        close_sweeps()

@@ -1,0 +1,94 @@
+"""Weighted averages of a window of checkpoints, and the weightings (``averaging=...``) to use.
+
+Member 1 is the latest checkpoint. A weighting takes ``n`` and returns ``n`` non-negative weights,
+newest first; the framework checks and normalises them. The averaged model for ``n`` has every
+weight array equal to the weighted average of that array over the ``n`` latest checkpoints::
+
+    import numpy as np
+    from polyexp.averaging import WEIGHTINGS, average, weight_matrix
+
+    exp = WEIGHTINGS["exp"].bind({"alpha": 2.0})
+    matrix = weight_matrix(exp, 10)            # row n-1: the normalised weights of n members
+    kernels = np.random.rand(10, 2, 25)        # one weight array of 10 checkpoints, newest first
+    averaged = average([kernels], matrix[2])  # the model averaged over the 3 latest checkpoints
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Annotated
+
+import numpy as np
+
+from polyexp.errors import PluginError
+from polyexp.registry import Gt, Registry
+
+Weighting = Callable[[int], Sequence[float]]
+
+WEIGHTINGS = Registry("averaging", call_args=("n",))
+
+
+@WEIGHTINGS.register
+def equal(n: int) -> list[float]:
+    """Every member weighs 1/n (the seed's first strategy)."""
+    return [1.0 / n for _ in range(1, n + 1)]
+
+
+@WEIGHTINGS.register
+def linear(n: int) -> list[float]:
+    """Linearly decreasing: the latest weighs 1, the oldest 1/n."""
+    return [i / n for i in range(n, 0, -1)]
+
+
+@WEIGHTINGS.register
+def exp(n: int, *, alpha: Annotated[float, Gt(0)] = 2.0) -> list[float]:
+    """Exponentially decreasing: member i weighs exp(-i/alpha)."""
+    return [math.exp(-i / alpha) for i in range(1, n + 1)]
+
+
+def member_weights(weighting: Weighting, n: int) -> np.ndarray:
+    """The weighting's ``n`` weights, checked and normalised to sum to 1."""
+    name = _name(weighting)
+    returned = weighting(n)
+    try:
+        raw = np.asarray(returned, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise PluginError(f"{name} returned something that is not a list of numbers for n={n}: {exc}") from exc
+    if raw.shape != (n,):
+        got = raw.size if raw.ndim == 1 else f"an array of shape {raw.shape}"
+        raise PluginError(f"{name} returned {got} weights for n={n}; it must return exactly n, newest first")
+    if not np.all(np.isfinite(raw)):
+        i = int(np.flatnonzero(~np.isfinite(raw))[0])
+        raise PluginError(f"{name} returned a non-finite weight for n={n}: {raw[i]} for member {i + 1}")
+    if np.any(raw < 0):
+        i = int(np.flatnonzero(raw < 0)[0])
+        raise PluginError(f"{name} returned a negative weight for n={n}: {raw[i]} for member {i + 1}")
+    total = raw.sum()
+    if total <= 0:
+        raise PluginError(f"{name} returned only zero weights for n={n}; at least one must be positive")
+    return raw / total
+
+
+def weight_matrix(weighting: Weighting, k: int) -> np.ndarray:
+    """A ``k x k`` matrix whose row ``n-1`` holds the normalised weights of the ``n`` latest members."""
+    matrix = np.zeros((k, k))
+    for n in range(1, k + 1):
+        matrix[n - 1, :n] = member_weights(weighting, n)
+    return matrix
+
+
+def average(checkpoints: Sequence[np.ndarray], weights: np.ndarray) -> list[np.ndarray]:
+    """Average each weight array over the checkpoints (axis 0, newest first) with ``weights``.
+
+    ``weights`` may be shorter than the window (only the latest members count), or a matrix of
+    such rows, giving one averaged model per row.
+    """
+    weights = np.asarray(weights)
+    n = weights.shape[-1]
+    return [np.tensordot(weights, stacked[:n], axes=1).astype(stacked.dtype) for stacked in checkpoints]
+
+
+def _name(weighting: Weighting) -> str:
+    plugin = getattr(weighting, "func", weighting)
+    return getattr(plugin, "label", f"weighting {getattr(plugin, '__name__', repr(plugin))}")

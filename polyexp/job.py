@@ -1,0 +1,87 @@
+"""A job of the experiment: where it runs, its place in a sweep, and the report it leaves.
+
+Every job writes ``polyexp_job.json`` into its output folder, finished, skipped or failed; the
+sweep's parent run is summarised from these reports, so it also learns about jobs that failed
+before they had an MLflow run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from polyexp.files import write_text
+
+JOB_REPORT = "polyexp_job.json"
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What the jobs of a multirun share: written by ``polyexp.sweep`` before they start."""
+
+    folder: Path
+    parent_run_id: str
+    num_jobs: int | None  # None when the sweeper cannot tell in advance
+    swept_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Job:
+    """Where a job runs: its output folder, the launch folder and its place in a sweep."""
+
+    output_dir: Path
+    launch_dir: Path
+    overrides: tuple[str, ...] = ()
+    sweep: Sweep | None = None
+    number: int = 0
+    workers: int = 1  # jobs running side by side on this machine
+
+    @property
+    def label(self) -> str:
+        if self.sweep is None:
+            return "job"
+        total = f"/{self.sweep.num_jobs}" if self.sweep.num_jobs else ""
+        return f"job {self.number + 1}{total}"
+
+
+@dataclass
+class JobResult:
+    """A job's outcome, as the sweep summary reads it from ``polyexp_job.json``."""
+
+    status: str  # finished | skipped | failed
+    run_name: str
+    overrides: list[str]
+    run_id: str | None = None
+    trajectory: str | None = None  # trained | reused
+    single_acc: list[float] = field(default_factory=list)
+    ensemble_acc: list[float] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def best_ensemble_acc(self) -> float | None:
+        return max(self.ensemble_acc) if self.ensemble_acc else None
+
+
+def run_name(strategy: str, overrides: Sequence[str], swept_keys: Sequence[str] | None) -> str:
+    """``exp alpha=2``: the strategy, then the overrides (in a sweep, only the swept ones)."""
+    parts = [strategy]
+    for override in overrides:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        if key == "averaging" or key.startswith("hydra.") or (swept_keys is not None and key not in swept_keys):
+            continue
+        parts.append(f"{key.removeprefix('averaging.')}={value}")
+    return " ".join(parts)
+
+
+def write_job_report(folder: Path, result: JobResult) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text(folder / JOB_REPORT, json.dumps(asdict(result), indent=1))
+
+
+def read_job_report(path: Path) -> JobResult:
+    return JobResult(**json.loads(path.read_text()))
+
+

@@ -1,0 +1,50 @@
+"""``python -m polyexp.plugins [GROUP]``: every option of every config group, with its fields.
+
+For each plugin: its name, where it comes from (built in, or the installed package that declares
+it), its summary, and each field's type, default and bounds.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import fields
+
+from polyexp.config import PLUGIN_GROUPS
+from polyexp.registry import import_plugin_modules
+from polyexp.window import PRESETS, Window
+
+
+def describe(groups: list[str] | None = None) -> str:
+    import_plugin_modules()
+    lines: list[str] = []
+    for registry in PLUGIN_GROUPS:
+        if groups and registry.group not in groups:
+            continue
+        lines.append(f"{registry.group}  (choose with {registry.group}=NAME, set fields with "
+                     f"{registry.group}.FIELD=VALUE)")
+        for plugin in registry:
+            lines.append(f"  {plugin.name}  [{plugin.source}]  {plugin.summary}")
+            lines += [f"      {p.name}: {p.describe()}" for p in plugin.params]
+        lines.append("")
+    if not groups or "window" in groups:
+        lines.append("window  (choose with window=NAME, set fields with window.FIELD=VALUE)")
+        for name, preset in PRESETS.items():
+            values = ", ".join(f"{f.name}={getattr(preset, f.name)}" for f in fields(Window))
+            lines.append(f"  {name}  [built in]  {values}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    groups = sys.argv[1:] if argv is None else argv
+    known = {r.group for r in PLUGIN_GROUPS} | {"window"}
+    unknown = [g for g in groups if g not in known]
+    if unknown:
+        print(f"unknown group {unknown[0]!r}; groups: {', '.join(sorted(known))}", file=sys.stderr)
+        return 2
+    print(describe(groups))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

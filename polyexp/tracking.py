@@ -1,0 +1,248 @@
+"""MLflow tracking: the store, runs that always end with a status, and batched logging.
+
+Without ``tracking.uri`` or ``$MLFLOW_TRACKING_URI``, the store is ``mlflow.db`` (SQLite) in the
+directory the command is launched from, with artifacts in ``mlartifacts/`` beside it::
+
+    store = open_store(None, "polyexp", Path.cwd())   # sqlite:////abs/path/mlflow.db
+    with tracked_run(store, "exp alpha=2", tags={}) as run_id:
+        log_metrics(store.client, run_id, [("ensemble_acc", 0.813, 1), ("ensemble_acc", 0.814, 2)])
+    # the run ends FINISHED, or FAILED (error logged) or KILLED if the block raised
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import time
+import traceback
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from polyexp.errors import TrackingError
+
+log = logging.getLogger(__name__)
+
+# MLflow retries an unreachable server for minutes by default; fail within seconds instead.
+for _name, _value in (
+    ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"),
+    ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
+    ("MLFLOW_HTTP_REQUEST_TIMEOUT", "30"),
+):
+    os.environ.setdefault(_name, _value)
+
+TAG_PREFIX = "polyexp."
+_BATCH_PARAMS, _BATCH_METRICS = 100, 1000  # MLflow's limits per log_batch call
+
+
+def resolve_tracking_uri(configured: str | None, launch_dir: Path) -> str:
+    """``tracking.uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<launch_dir>/mlflow.db``.
+
+    A relative SQLite path is made absolute against ``launch_dir``, so every job of a sweep,
+    wherever Hydra runs it, writes to the same store.
+    """
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{(launch_dir / uri.removeprefix('sqlite:///')).resolve()}"
+    return uri
+
+
+@dataclass(frozen=True)
+class Store:
+    """An MLflow tracking store and the experiment the runs go to."""
+
+    uri: str
+    client: MlflowClient
+    experiment_id: str
+
+
+def open_store(configured_uri: str | None, experiment: str, launch_dir: Path) -> Store:
+    """The store ``resolve_tracking_uri`` picks, with ``experiment`` created if missing."""
+    uri = resolve_tracking_uri(configured_uri, launch_dir)
+    client, experiment_id = open_experiment(uri, experiment)
+    return Store(uri, client, experiment_id)
+
+
+def open_experiment(uri: str, experiment: str) -> tuple[MlflowClient, str]:
+    """A client of the store at ``uri`` and the id of ``experiment``, created if missing.
+
+    Raises TrackingError, with what to do, when the store cannot be reached, read or written.
+    """
+    if uri.startswith("sqlite:///"):
+        _check_sqlite_file(Path(uri.removeprefix("sqlite:///")))
+    elif uri.startswith(("http://", "https://")):
+        _check_server(uri)
+    client = MlflowClient(uri)
+    try:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            try:
+                return client, client.create_experiment(experiment, artifact_location=_artifact_root(uri))
+            except MlflowException:  # another job created it first
+                found = client.get_experiment_by_name(experiment)
+                if found is None:
+                    raise
+        if found.lifecycle_stage == "deleted":
+            raise TrackingError(
+                f"tracking.experiment={experiment!r} is deleted in {uri}: restore it "
+                f"(mlflow experiments restore --experiment-id {found.experiment_id}) or pick another name"
+            )
+        return client, found.experiment_id
+    except TrackingError:
+        raise
+    except Exception as exc:
+        raise TrackingError(f"cannot use the MLflow tracking store {uri}: {_first_line(exc)}") from exc
+
+
+@contextlib.contextmanager
+def tracked_run(
+    store: Store, run_name: str, tags: Mapping[str, str], parent_run_id: str | None = None
+) -> Iterator[str]:
+    """Start a run and always end it: FINISHED, FAILED (with the error logged) or KILLED."""
+    client = store.client
+    tags = {**tags, MLFLOW_RUN_NAME: run_name}
+    if parent_run_id:
+        tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
+    run_id = guarded(client.create_run, store.experiment_id, run_name=run_name, tags=tags).info.run_id
+    try:
+        yield run_id
+    except BaseException as exc:
+        interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
+        end_run(client, run_id, "KILLED" if interrupted else "FAILED", error=exc)
+        raise
+    end_run(client, run_id, "FINISHED")
+
+
+def end_run(client: MlflowClient, run_id: str, status: str, error: BaseException | None = None) -> None:
+    """Set a run's final status (and its error); warn, but do not raise, if the store is gone."""
+    try:
+        if error is not None:
+            message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            client.set_tag(run_id, TAG_PREFIX + "error", message[:5000])
+            details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            client.log_text(run_id, details, "error.txt")
+        client.set_terminated(run_id, status)
+    except Exception as exc:
+        log.warning("could not mark MLflow run %s as %s: %s", run_id, status, _first_line(exc))
+
+
+def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
+    items = [Param(key, str(value)) for key, value in params.items()]
+    for start in range(0, len(items), _BATCH_PARAMS):
+        guarded(client.log_batch, run_id, params=items[start : start + _BATCH_PARAMS])
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: Iterable[tuple[str, float, int]]) -> None:
+    """Log ``(key, value, step)`` triples in as few calls as MLflow allows."""
+    now = int(time.time() * 1000)
+    items = [Metric(key, float(value), now, int(step)) for key, value, step in metrics]
+    for start in range(0, len(items), _BATCH_METRICS):
+        guarded(client.log_batch, run_id, metrics=items[start : start + _BATCH_METRICS])
+
+
+def find_finished_run(store: Store, config_hash: str) -> Any | None:
+    """The latest FINISHED run of the store's experiment tagged with ``config_hash``, or None."""
+    runs = guarded(
+        store.client.search_runs,
+        [store.experiment_id],
+        filter_string=f"tags.`{TAG_PREFIX}config_hash` = '{config_hash}' "
+        f"and attributes.status = '{RunStatus.to_string(RunStatus.FINISHED)}'",
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
+    return runs[0] if runs else None
+
+
+def metric_series(client: MlflowClient, run_id: str, key: str) -> list[float]:
+    """A metric's values ordered by step."""
+    history = guarded(client.get_metric_history, run_id, key)
+    return [m.value for m in sorted(history, key=lambda m: m.step)]
+
+
+def git_commit(folder: Path) -> dict[str, str]:
+    """MLflow's git-commit tag for ``folder``'s repository, or nothing outside a repository."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {MLFLOW_GIT_COMMIT: commit} if commit else {}
+
+
+def guarded(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call the MLflow client; turn its failures into one clear TrackingError."""
+    try:
+        return call(*args, **kwargs)
+    except Exception as exc:
+        raise TrackingError(f"MLflow {call.__name__} failed: {_first_line(exc)}") from exc
+
+
+def _check_sqlite_file(path: Path) -> None:
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrackingError(
+            f"the tracking store {path} cannot be written: its folder cannot be created ({exc.strerror}); "
+            "set tracking.uri / MLFLOW_TRACKING_URI to a writable location"
+        ) from None
+    if path.exists():
+        with open(path, "rb") as handle:
+            header = handle.read(16)
+        if header and header != b"SQLite format 3\x00":
+            raise TrackingError(
+                f"the tracking store {path} is not a SQLite database (corrupt, or another file): "
+                "move it away, or set tracking.uri / MLFLOW_TRACKING_URI to another store"
+            )
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        raise TrackingError(
+            f"the tracking store {path} cannot be written (permission denied): "
+            "set tracking.uri / MLFLOW_TRACKING_URI to a writable location"
+        )
+
+
+def _check_server(uri: str) -> None:
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5):
+            return
+    except urllib.error.HTTPError:
+        return  # it answers: a proxy or an auth layer in front of MLflow, say
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(
+            f"cannot reach the MLflow tracking server at {uri} ({reason}): start it, or set "
+            "MLFLOW_TRACKING_URI / tracking.uri to a running one"
+        ) from None
+
+
+def _artifact_root(uri: str) -> str | None:
+    if uri.startswith("sqlite:///"):
+        return str(Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts")
+    return None  # a server decides
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:500]
+
+
+def parameters_of(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten a nested config into ``{"data.n_samples": 1100, ...}`` for MLflow params."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            flat.update(parameters_of(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else value
+    return flat

@@ -1,0 +1,106 @@
+"""Shared helpers: the real CLI in a subprocess, a real SQLite MLflow store, composed configs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE_LINE = re.compile(r"^> (\d+): single=(\d\.\d{3}), ensemble=(\d\.\d{3})$", re.M)
+
+
+@dataclass
+class Cli:
+    """``python -m polyexp`` run in ``workdir``, with its own store and trajectory cache."""
+
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def run(self, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "polyexp", *args],
+            cwd=self.workdir, env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+        )
+
+    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "polyexp", *args], cwd=self.workdir, env={**self.env, **(env or {})},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+
+    @property
+    def store(self) -> Path:
+        return self.workdir / "mlflow.db"
+
+    @property
+    def cache(self) -> Path:
+        return Path(self.env["POLYEXP_CACHE_DIR"])
+
+    def client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(f"sqlite:///{self.store}")
+
+    def runs(self, experiment: str = "polyexp") -> list:
+        """Every run of ``experiment``, oldest first; [] when the store or experiment is missing."""
+        if not self.store.exists():
+            return []
+        client = self.client()
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            return []
+        return list(reversed(client.search_runs([found.experiment_id], order_by=["attributes.start_time DESC"])))
+
+
+def make_cli(workdir: Path) -> Cli:
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "POLYEXP_", "HYDRA_"))}
+    env.update(POLYEXP_CACHE_DIR=str(workdir / "cache"), PYTHONUNBUFFERED="1")
+    return Cli(workdir, env)
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory) -> Path:
+    """An empty MLflow SQLite store, created once: creating one runs MLflow's migrations (seconds)."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def cli(tmp_path: Path, empty_store: Path) -> Cli:
+    """A CLI whose store exists already (tests of a fresh store use ``make_cli`` alone)."""
+    work = make_cli(tmp_path / "work")
+    shutil.copyfile(empty_store, work.store)
+    return work
+
+
+def table(stdout: str) -> list[tuple[int, float, float]]:
+    """The seed's table from a job's output: (n, single, ensemble) per line."""
+    return [(int(n), float(s), float(e)) for n, s, e in TABLE_LINE.findall(stdout)]
+
+
+def compose(overrides: Sequence[str] = ()):
+    """The config a user gets from ``python -m polyexp OVERRIDES``, composed in-process."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    from polyexp.config import register_configs
+
+    register_configs()
+    with initialize_config_module("polyexp.conf", version_base="1.3"):
+        return hydra_compose("config", list(overrides))
+
+
+def metric_steps(client, run_id: str, key: str) -> dict[int, float]:
+    return {m.step: m.value for m in client.get_metric_history(run_id, key)}

@@ -1,0 +1,40 @@
+"""Weighting plugins that break the contract, each in its own way.
+
+Imported by the CLI through ``POLYEXP_PLUGINS=misbehaving_plugins``, which registers them.
+"""
+
+from polyexp.averaging import WEIGHTINGS
+
+
+def too_many(n: int) -> list[float]:
+    return [1.0] * (n + 1)
+
+
+def negative(n: int) -> list[float]:
+    return [1.0] * (n - 1) + [-0.5]
+
+
+def nan_weight(n: int) -> list[float]:
+    return [float("nan")] + [1.0] * (n - 1)
+
+
+def inf_weight(n: int) -> list[float]:
+    return [float("inf")] * n
+
+
+def all_zero(n: int) -> list[float]:
+    return [0.0] * n
+
+
+def raises(n: int) -> list[float]:
+    raise RuntimeError("boom")
+
+
+def not_numbers(n: int) -> list[str]:
+    return ["a"] * n
+
+
+MISBEHAVING = [too_many, negative, nan_weight, inf_weight, all_zero, raises, not_numbers]
+
+for plugin in MISBEHAVING:
+    WEIGHTINGS.register(plugin)

@@ -1,0 +1,114 @@
+"""The default job through the real CLI, against a real SQLite store: what it prints and logs."""
+
+import json
+import subprocess
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import Cli, make_cli, metric_steps, table
+from polyexp.averaging import WEIGHTINGS, average, weight_matrix
+from polyexp.data import DATASETS
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> tuple[Cli, subprocess.CompletedProcess]:
+    cli = make_cli(tmp_path_factory.mktemp("default"))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=cli.workdir, check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], cwd=cli.workdir, check=True)
+    return cli, cli.run()
+
+
+def test_prints_the_seed_table_with_the_seed_accuracies(default_run):
+    _, result = default_run
+    assert result.returncode == 0, result.stderr
+    rows = table(result.stdout)
+    assert [n for n, _, _ in rows] == list(range(1, 11))
+    for _, single, ensemble in rows:
+        assert 0.78 <= single <= 0.83 and 0.78 <= ensemble <= 0.83
+    assert rows[0][1] == rows[0][2]  # one member: the average is the checkpoint itself
+    assert "Traceback" not in result.stderr
+
+
+def test_logs_one_finished_run_with_params_tags_and_every_metric(default_run):
+    cli, result = default_run
+    (run,) = cli.runs()
+    assert run.info.status == "FINISHED" and run.info.run_name == "equal"
+    params = run.data.params
+    assert params["data.name"] == "blobs" and params["data.n_samples"] == "1100"
+    assert params["model.hidden"] == "[25]" and params["optimizer.momentum"] == "0.9"
+    assert (params["epochs"], params["batch_size"], params["window.size"]) == ("500", "32", "10")
+    tags = run.data.tags
+    assert tags["polyexp.strategy"] == "equal" and len(tags["polyexp.config_hash"]) == 16
+    assert tags["polyexp.trajectory"] == "trained" and tags["polyexp.overrides"] == ""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cli.workdir, capture_output=True, text=True)
+    assert tags["mlflow.source.git.commit"] == head.stdout.strip()
+
+    client = cli.client()
+    printed = table(result.stdout)
+    for key, column in (("single_acc", 1), ("ensemble_acc", 2)):
+        logged = metric_steps(client, run.info.run_id, key)
+        assert sorted(logged) == list(range(1, 11))
+        assert [round(logged[n], 3) for n in range(1, 11)] == [row[column] for row in printed]
+    for key in ("train_acc", "test_acc", "train_loss", "test_loss"):
+        assert sorted(metric_steps(client, run.info.run_id, key)) == list(range(1, 501))
+    metrics = run.data.metrics
+    ensemble = metric_steps(client, run.info.run_id, "ensemble_acc")
+    single = metric_steps(client, run.info.run_id, "single_acc")
+    assert metrics["best_ensemble_acc"] == max(ensemble.values())
+    assert ensemble[int(metrics["best_ensemble_n"])] == metrics["best_ensemble_acc"]
+    assert metrics["ensemble_gain"] == pytest.approx(metrics["best_ensemble_acc"] - single[1])
+    assert metrics["last_epoch_test_acc"] == single[1]  # member 1 is the last epoch
+
+
+def test_artifacts_hold_the_results_checkpoints_weights_model_and_plots(default_run, tmp_path):
+    cli, _ = default_run
+    (run,) = cli.runs()
+    client = cli.client()
+    folder = client.download_artifacts(run.info.run_id, "", str(tmp_path))
+    names = {p.relative_to(folder).as_posix() for p in __import__("pathlib").Path(folder).rglob("*") if p.is_file()}
+    assert {
+        "config.yaml", "results.csv", "history.csv", "weights.json", "checkpoints.npz", "averaged_model.keras",
+        "plots/data.png", "plots/learning_curves.png", "plots/accuracy_vs_n.png", "plots/weights.png",
+    } <= names
+
+    weights = json.loads((tmp_path / "weights.json").read_text())["weights"]
+    assert weights["10"] == pytest.approx([0.1] * 10) and weights["1"] == [1.0]
+
+    checkpoints = np.load(tmp_path / "checkpoints.npz")
+    assert checkpoints["epochs"].tolist() == list(range(500, 490, -1))
+    stacked = [checkpoints[f"weight_{i}"] for i in range(len(checkpoints["weight_names"]))]
+    model = keras.models.load_model(tmp_path / "averaged_model.keras")
+    expected = average(stacked, weight_matrix(WEIGHTINGS["equal"].bind({}), 10)[-1])
+    for loaded, computed in zip(model.get_weights(), expected, strict=True):
+        np.testing.assert_allclose(loaded, computed, rtol=1e-6)
+    data = DATASETS["blobs"].bind({})()
+    accuracy = np.mean(model.predict(data.x_test, verbose=0).argmax(axis=1) == data.y_test)
+    assert accuracy == metric_steps(client, run.info.run_id, "ensemble_acc")[10]
+
+    results = (tmp_path / "results.csv").read_text().splitlines()
+    assert results[0] == "n,epoch,single_acc,single_loss,ensemble_acc,ensemble_loss"
+    assert results[1].startswith("1,500,") and len(results) == 11
+
+
+def test_outputs_land_in_hydras_run_folder(default_run):
+    cli, _ = default_run
+    (folder,) = [p.parent for p in (cli.workdir / "outputs").rglob("results.csv")]
+    assert (folder / "checkpoints.npz").exists() and (folder / ".hydra" / "config.yaml").exists()
+    assert json.loads((folder / "polyexp_job.json").read_text())["status"] == "finished"
+
+
+def test_same_config_same_numbers_when_trained_again(default_run):
+    cli, first = default_run
+    again = cli.run("cache.enabled=false")
+    assert again.returncode == 0, again.stderr
+    assert table(again.stdout) == table(first.stdout)
+    runs = cli.runs()
+    assert [r.data.tags["polyexp.trajectory"] for r in runs] == ["trained", "trained"]
+    client = cli.client()
+    curves = [metric_steps(client, r.info.run_id, "test_loss") for r in runs]
+    assert curves[0] == curves[1]
