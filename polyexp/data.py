@@ -1,7 +1,7 @@
 """Data sets (``data=...``): scikit-learn's generators and the data sets it ships, split in two.
 
 A data plugin takes no call arguments and returns a :class:`Dataset`; its keyword arguments are its
-config. Labels are class ids ``0..C-1`` (the loss is categorical cross-entropy, as with one-hot
+config. scikit-learn is imported inside the plugins: checking a config should not wait for it. Labels are class ids ``0..C-1`` (the loss is categorical cross-entropy, as with one-hot
 labels). The toy generators split by row order, as the seed does; the real data sets use a
 stratified shuffle split and standardise the features on the training split::
 
@@ -17,9 +17,6 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
-from sklearn import datasets as sk
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 
 from polyexp.errors import ConfigError, PluginError
 from polyexp.registry import Ge, Gt, Lt, Registry
@@ -59,6 +56,9 @@ def split_stratified(
     x: np.ndarray, y: np.ndarray, train_fraction: float, split_seed: int, standardize: bool
 ) -> Dataset:
     """A stratified shuffle split, features standardised with the training split's statistics."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
     try:
         x_train, x_test, y_train, y_test = train_test_split(
             x, y, train_size=train_fraction, stratify=y, random_state=split_seed
@@ -100,7 +100,9 @@ def blobs(
     n_train: Annotated[int, Ge(1)] = 100,
 ) -> Dataset:
     """Gaussian blobs; the defaults are the seed's (1100 rows, 3 classes, the first 100 train)."""
-    x, y = sk.make_blobs(
+    from sklearn.datasets import make_blobs
+
+    x, y = make_blobs(
         n_samples=n_samples, centers=centers, n_features=n_features,
         cluster_std=cluster_std, random_state=random_state,
     )
@@ -116,7 +118,9 @@ def moons(
     n_train: Annotated[int, Ge(1)] = 100,
 ) -> Dataset:
     """Two interleaving half circles, 2 classes; the first n_train rows train."""
-    x, y = sk.make_moons(n_samples=n_samples, noise=noise, random_state=random_state)
+    from sklearn.datasets import make_moons
+
+    x, y = make_moons(n_samples=n_samples, noise=noise, random_state=random_state)
     return split_rows(x, y, n_train)
 
 
@@ -130,18 +134,22 @@ def circles(
     n_train: Annotated[int, Ge(1)] = 100,
 ) -> Dataset:
     """A small circle inside a large one, 2 classes; the first n_train rows train."""
-    x, y = sk.make_circles(n_samples=n_samples, noise=noise, factor=factor, random_state=random_state)
+    from sklearn.datasets import make_circles
+
+    x, y = make_circles(n_samples=n_samples, noise=noise, factor=factor, random_state=random_state)
     return split_rows(x, y, n_train)
 
 
-def _register_shipped(name: str, loader: object, summary: str) -> None:
+def _register_shipped(name: str, summary: str) -> None:
     def load(
         *,
         train_fraction: Annotated[float, Gt(0), Lt(1)] = 0.5,
         split_seed: int = 0,
         standardize: bool = True,
     ) -> Dataset:
-        x, y = loader(return_X_y=True)  # type: ignore[operator]
+        from sklearn import datasets
+
+        x, y = getattr(datasets, f"load_{name}")(return_X_y=True)
         return split_stratified(x, y, train_fraction, split_seed, standardize)
 
     load.__name__ = load.__qualname__ = name
@@ -149,12 +157,10 @@ def _register_shipped(name: str, loader: object, summary: str) -> None:
     DATASETS.register(load)
 
 
-_register_shipped("digits", sk.load_digits, "Handwritten digits, 8x8 pixels: 1797 rows, 64 features, 10 classes")
-_register_shipped("wine", sk.load_wine, "Wine cultivars: 178 rows, 13 features, 3 classes")
-_register_shipped("iris", sk.load_iris, "Iris flowers: 150 rows, 4 features, 3 classes")
-_register_shipped(
-    "breast_cancer", sk.load_breast_cancer, "Breast cancer diagnosis: 569 rows, 30 features, 2 classes"
-)
+_register_shipped("digits", "Handwritten digits, 8x8 pixels: 1797 rows, 64 features, 10 classes")
+_register_shipped("wine", "Wine cultivars: 178 rows, 13 features, 3 classes")
+_register_shipped("iris", "Iris flowers: 150 rows, 4 features, 3 classes")
+_register_shipped("breast_cancer", "Breast cancer diagnosis: 569 rows, 30 features, 2 classes")
 
 
 def _require_all_classes(y: np.ndarray, y_train: np.ndarray, key: str, value: object) -> None:

@@ -176,7 +176,7 @@ def close_sweep(sweep: Sweep, client: Any, interrupted: bool = False) -> None:
                              + [("jobs_missing", missing, 0)])
         if failed:
             summary = "\n".join(f"job {job} ({r.run_name}): {r.error}" for job, r in failed)
-            tracking.guarded(client.set_tag, run_id, tracking.TAG_PREFIX + "failed_jobs", summary[:5000])
+            tracking.log_tags(client, run_id, {"failed_jobs": summary[:5000]})
         for path in (table, figure_path):
             tracking.guarded(client.log_artifact, run_id, str(path))
     except Exception as exc:

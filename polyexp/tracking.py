@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
@@ -140,6 +140,13 @@ def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> 
     items = [Param(key, str(value)) for key, value in params.items()]
     for start in range(0, len(items), _BATCH_PARAMS):
         guarded(client.log_batch, run_id, params=items[start : start + _BATCH_PARAMS])
+
+
+def log_tags(client: MlflowClient, run_id: str, tags: Mapping[str, str]) -> None:
+    """Set ``polyexp.<name>`` tags, in one call."""
+    items = [RunTag(TAG_PREFIX + key, str(value)) for key, value in tags.items()]
+    if items:
+        guarded(client.log_batch, run_id, tags=items)
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: Iterable[tuple[str, float, int]]) -> None:

@@ -1,0 +1,75 @@
+"""Faults through the real CLI: divergence, interruption, a corrupt cache entry."""
+
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import Cli, metric_steps, table
+
+pytestmark = pytest.mark.slow
+
+LONG = ("epochs=8000",)  # about ten seconds of training here
+
+
+def test_divergence_stops_the_run_and_keeps_its_curves(cli: Cli):
+    result = cli.run("optimizer.learning_rate=10000", "epochs=100")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "training diverged at epoch" in result.stderr and "Lower optimizer.learning_rate" in result.stderr
+    (run,) = cli.runs()
+    assert run.info.status == "FAILED"
+    epoch = int(run.data.tags["polyexp.diverged_epoch"])
+    assert f"training diverged at epoch {epoch}" in run.data.tags["polyexp.error"]
+    assert sorted(metric_steps(cli.client(), run.info.run_id, "train_loss")) == list(range(1, epoch + 1))
+    assert not list(cli.cache.rglob("*.npz"))
+
+
+def wait_for_training(cli: Cli, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        runs = cli.runs()
+        if runs and runs[-1].info.status == "RUNNING":
+            time.sleep(2.0)  # past graph tracing, inside the epochs
+            return
+        time.sleep(0.2)
+    raise AssertionError("the job never started training")
+
+
+def leftovers(cli: Cli) -> list[str]:
+    return [p.name for p in cli.workdir.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".")
+            and p.suffix in (".keras", ".tmp")]
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, 130)])
+def test_an_interrupted_job_ends_its_run_as_killed_and_leaves_no_partial_entry(cli: Cli, sig, code):
+    process = cli.start(*LONG)
+    wait_for_training(cli, process)
+    process.send_signal(sig)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == code, output
+    assert "Traceback" not in output
+    (run,) = cli.runs()
+    assert run.info.status == "KILLED"
+    assert not list(cli.cache.rglob("*.npz")) and leftovers(cli) == []
+    assert not list(cli.workdir.rglob("results.csv"))
+
+    if sig == signal.SIGTERM:  # running the command again completes the work
+        again = cli.run(*LONG)
+        assert again.returncode == 0, again.stderr
+        assert [r.info.status for r in cli.runs()] == ["KILLED", "FINISHED"]
+        assert len(table(again.stdout)) == 10 and len(list(cli.cache.rglob("*.npz"))) == 1
+
+
+def test_a_corrupt_cache_entry_is_trained_again(cli: Cli):
+    first = cli.run("epochs=30")
+    assert first.returncode == 0, first.stderr
+    (entry,) = cli.cache.rglob("*.npz")
+    entry.write_bytes(entry.read_bytes()[:200])  # truncated, as a crash mid-copy would leave it
+    second = cli.run("epochs=30", "averaging=linear")
+    assert second.returncode == 0, second.stderr
+    assert "is corrupt" in second.stderr and "training again" in second.stderr
+    assert [r.data.tags["polyexp.trajectory"] for r in cli.runs()] == ["trained", "trained"]
+    assert [row[1] for row in table(first.stdout)] == [row[1] for row in table(second.stdout)]
+    assert len(entry.read_bytes()) > 200
