@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from polyexp.config import plan, register_configs
+from polyexp.config import config_path, plan, register_configs
 from polyexp.errors import PolyexpError
 from polyexp.job import Job, JobResult, run_name, write_job_report
 from polyexp.sweep import close_sweeps, finished_run, read_sweep
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="pkg://polyexp.conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """One Hydra job; returns the best ensemble accuracy (for sweepers that optimise)."""
     job = current_job()

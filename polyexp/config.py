@@ -6,9 +6,7 @@ each stored in Hydra's ConfigStore under its name with the fields read off its s
 ``averaging.alpha=abc`` fails at composition and a new plugin needs no YAML. ``plan`` then checks
 the values against their bounds before any work starts::
 
-    register_configs()
-    with hydra.initialize_config_module("polyexp.conf", version_base="1.3"):
-        cfg = hydra.compose("config", ["averaging=exp", "averaging.alpha=4"])
+    cfg = compose(["averaging=exp", "averaging.alpha=4"])   # as `python -m polyexp ...` would
     plan(cfg).weighting(3)     # [exp(-1/4), exp(-2/4), exp(-3/4)]
 """
 
@@ -18,8 +16,10 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
+import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
@@ -75,6 +75,28 @@ _SETTINGS = (
     Param("batch_size", int, bounds=(Ge(1),)),
     Param("threads", int, bounds=(Ge(1),)),
 )
+
+
+def config_path() -> str:
+    """Where ``conf/`` is: the source tree's folder when running from a checkout, else the package's.
+
+    From the repository root, ``python -m polyexp`` imports the source folder even when the package is
+    installed; the installed configs are then out of reach, so the checkout's are used.
+    """
+    checkout = Path(__file__).resolve().parents[1] / "conf"
+    return str(checkout) if (checkout / "config.yaml").is_file() else "pkg://polyexp.conf"
+
+
+def compose(overrides: Sequence[str] = ()) -> DictConfig:
+    """The config ``python -m polyexp OVERRIDES`` runs, composed in this process."""
+    register_configs()
+    source = config_path()
+    if source.startswith("pkg://"):
+        context = hydra.initialize_config_module(source.removeprefix("pkg://"), version_base="1.3")
+    else:
+        context = hydra.initialize_config_dir(source, version_base="1.3")
+    with context:
+        return hydra.compose("config", list(overrides))
 
 
 def register_configs() -> None:

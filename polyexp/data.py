@@ -1,9 +1,10 @@
 """Data sets (``data=...``): scikit-learn's generators and the data sets it ships, split in two.
 
 A data plugin takes no call arguments and returns a :class:`Dataset`; its keyword arguments are its
-config. scikit-learn is imported inside the plugins: checking a config should not wait for it. Labels are class ids ``0..C-1`` (the loss is categorical cross-entropy, as with one-hot
+config. Labels are class ids ``0..C-1`` (the loss is categorical cross-entropy, as with one-hot
 labels). The toy generators split by row order, as the seed does; the real data sets use a
-stratified shuffle split and standardise the features on the training split::
+stratified shuffle split and standardise the features on the training split. scikit-learn is
+imported inside the plugins, so that checking a config does not wait for it::
 
     from polyexp.data import DATASETS
 

@@ -55,7 +55,7 @@ class Scorer:
         @tf.function(input_signature=signature, autograph=False)
         def score_sets(sets: list[tf.Tensor], x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             def score_one(m: tf.Tensor, correct: tf.TensorArray, losses: tf.TensorArray) -> tuple:
-                with tf.control_dependencies([w.assign(values[m]) for w, values in zip(weights, sets)]):
+                with tf.control_dependencies([w.assign(values[m]) for w, values in zip(weights, sets, strict=True)]):
                     probabilities = model(x, training=False)
                 predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
                 hits = tf.reduce_sum(tf.cast(tf.equal(predicted, y), tf.int32))
@@ -69,7 +69,9 @@ class Scorer:
 
         self._score_sets = score_sets
 
-    def __call__(self, weight_sets: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, weight_sets: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Accuracy and mean cross-entropy under each of ``M`` weight sets.
 
         ``weight_sets`` holds one array per model weight, shaped ``(M, *weight.shape)``. The model

@@ -42,7 +42,7 @@ def learning_curves_figure(history: Mapping[str, np.ndarray], window: Sequence[i
     """Accuracy and loss on both splits per epoch; the checkpoint window shaded."""
     figure = Figure(figsize=(10, 4), subplotpars=_margins(left=0.07, wspace=0.22, top=0.88))
     epochs = np.arange(1, len(history["train_acc"]) + 1)
-    for ax, metric in zip(figure.subplots(1, 2), ("acc", "loss")):
+    for ax, metric in zip(figure.subplots(1, 2), ("acc", "loss"), strict=True):
         ax.plot(epochs, history[f"train_{metric}"], label="train")
         ax.plot(epochs, history[f"test_{metric}"], label="test")
         ax.axvspan(min(window) - 0.5, max(window) + 0.5, color="grey", alpha=0.2, label="window")

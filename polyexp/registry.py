@@ -244,9 +244,9 @@ class Registry:
                     stacklevel=2,
                 )
                 continue
-            if callable(loaded) and not isinstance(loaded, types.ModuleType):
-                if all(p.fn is not loaded for p in self._plugins.values()):
-                    self.register(loaded, name=entry_point.name)
+            is_function = callable(loaded) and not isinstance(loaded, types.ModuleType)
+            if is_function and all(p.fn is not loaded for p in self._plugins.values()):
+                self.register(loaded, name=entry_point.name)
 
 
 def import_plugin_modules() -> None:
@@ -327,7 +327,7 @@ def _param(name: str, hint: Any, default: Any) -> Param:
     else:
         raise TypeError(f"type {hint} is not supported; use bool, int, float, str, Literal or list")
     if optional:
-        value_type = Optional[value_type]
+        value_type = Optional[value_type]  # noqa: UP045 - OmegaConf wants typing.Optional
     return Param(name, value_type, default, bounds, choices)
 
 

@@ -174,6 +174,7 @@ def write_outputs(folder: Path, experiment: Plan, outcome: Outcome, name: str) -
     """
     s, trajectory, matrix = outcome.scores, outcome.trajectory, outcome.matrix
     history = trajectory.history
+    (folder / "plots").mkdir(parents=True, exist_ok=True)
     write_text(folder / "config.yaml", OmegaConf.to_yaml(experiment.config))
     write_text(folder / "results.csv", _csv(
         ["n", "epoch", "single_acc", "single_loss", "ensemble_acc", "ensemble_loss"],
@@ -193,7 +194,6 @@ def write_outputs(folder: Path, experiment: Plan, outcome: Outcome, name: str) -
     finally:
         temporary.unlink(missing_ok=True)
 
-    (folder / "plots").mkdir(exist_ok=True)
     key = training_key(experiment.training_config, LOOP_VERSION)
     pictures = {
         "data": lambda: plots.data_figure(outcome.data, experiment.config["data"]["name"]),

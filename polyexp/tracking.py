@@ -251,5 +251,6 @@ def parameters_of(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]
         if isinstance(value, Mapping):
             flat.update(parameters_of(value, f"{prefix}{key}."))
         else:
-            flat[f"{prefix}{key}"] = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else value
+            listed = isinstance(value, Sequence) and not isinstance(value, str)
+            flat[f"{prefix}{key}"] = list(value) if listed else value
     return flat

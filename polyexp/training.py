@@ -160,7 +160,7 @@ class _Loop:
         slot = self.slot_of_epoch[epoch]
 
         def copy() -> tf.Operation:
-            return tf.group(*[kept[slot].assign(w) for kept, w in zip(self.slots, self.model.weights)])
+            return tf.group(*[kept[slot].assign(w) for kept, w in zip(self.slots, self.model.weights, strict=True)])
 
         return tf.cond(slot >= 0, copy, tf.no_op)
 

@@ -92,15 +92,18 @@ def table(stdout: str) -> list[tuple[int, float, float]]:
 
 def compose(overrides: Sequence[str] = ()):
     """The config a user gets from ``python -m polyexp OVERRIDES``, composed in-process."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
+    from polyexp.config import compose as compose_config
 
-    from polyexp.config import register_configs
-
-    register_configs()
-    with initialize_config_module("polyexp.conf", version_base="1.3"):
-        return hydra_compose("config", list(overrides))
+    return compose_config(overrides)
 
 
 def metric_steps(client, run_id: str, key: str) -> dict[int, float]:
     return {m.step: m.value for m in client.get_metric_history(run_id, key)}
+
+
+def sweep_runs(client, experiment: str = "polyexp") -> tuple[list, list]:
+    """The sweep parent runs and the job runs of ``experiment``, oldest first."""
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id], order_by=["attributes.start_time ASC"])
+    parents = [r for r in runs if r.data.tags.get("polyexp.role") == "sweep"]
+    return parents, [r for r in runs if "mlflow.parentRunId" in r.data.tags]

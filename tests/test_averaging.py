@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 import pytest
+from misbehaving_plugins import MISBEHAVING
 
 from polyexp.averaging import WEIGHTINGS, average, member_weights, weight_matrix
 from polyexp.errors import PluginError
-from misbehaving_plugins import MISBEHAVING
 from polyexp.registry import Registry
 
 

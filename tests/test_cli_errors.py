@@ -1,7 +1,6 @@
 """Bad input through the real CLI: one clear message naming the field, no traceback, no FINISHED run."""
 
 import pytest
-
 from conftest import make_cli
 
 pytestmark = pytest.mark.slow
@@ -52,8 +51,8 @@ def test_an_output_folder_that_cannot_be_written(tmp_path):
     for args in (["hydra.run.dir=blocker/out"], ["hydra.sweep.dir=blocker/out", "-m"]):
         result = cli.run(*args)
         assert result.returncode != 0
-        field = args[0].split("=")[0]
-        assert f"{field}='{cli.workdir / 'blocker' / 'out'}' is not allowed: the folder cannot be written" in result.stderr
+        field, folder = args[0].split("=")[0], cli.workdir / "blocker" / "out"
+        assert f"{field}='{folder}' is not allowed: the folder cannot be written" in result.stderr
         assert "Traceback" not in result.stderr
 
 

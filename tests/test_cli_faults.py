@@ -1,16 +1,15 @@
-"""Faults through the real CLI: divergence, interruption, a corrupt cache entry."""
+"""Faults through the real CLI: divergence and interruption."""
 
 import signal
 import subprocess
 import time
 
 import pytest
-
 from conftest import Cli, metric_steps, table
 
 pytestmark = pytest.mark.slow
 
-LONG = ("epochs=8000",)  # about ten seconds of training here
+LONG = ("epochs=5000",)  # several seconds of training here
 
 
 def test_divergence_stops_the_run_and_keeps_its_curves(cli: Cli):
@@ -38,8 +37,8 @@ def wait_for_training(cli: Cli, process: subprocess.Popen, seconds: float = 60) 
 
 
 def leftovers(cli: Cli) -> list[str]:
-    return [p.name for p in cli.workdir.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".")
-            and p.suffix in (".keras", ".tmp")]
+    return [p.name for p in cli.workdir.rglob("*") if p.name.endswith(".tmp") or (p.name.startswith(".")
+            and p.suffix in (".keras", ".tmp"))]
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, 130)])
@@ -60,16 +59,3 @@ def test_an_interrupted_job_ends_its_run_as_killed_and_leaves_no_partial_entry(c
         assert again.returncode == 0, again.stderr
         assert [r.info.status for r in cli.runs()] == ["KILLED", "FINISHED"]
         assert len(table(again.stdout)) == 10 and len(list(cli.cache.rglob("*.npz"))) == 1
-
-
-def test_a_corrupt_cache_entry_is_trained_again(cli: Cli):
-    first = cli.run("epochs=30")
-    assert first.returncode == 0, first.stderr
-    (entry,) = cli.cache.rglob("*.npz")
-    entry.write_bytes(entry.read_bytes()[:200])  # truncated, as a crash mid-copy would leave it
-    second = cli.run("epochs=30", "averaging=linear")
-    assert second.returncode == 0, second.stderr
-    assert "is corrupt" in second.stderr and "training again" in second.stderr
-    assert [r.data.tags["polyexp.trajectory"] for r in cli.runs()] == ["trained", "trained"]
-    assert [row[1] for row in table(first.stdout)] == [row[1] for row in table(second.stdout)]
-    assert len(entry.read_bytes()) > 200

@@ -2,12 +2,13 @@
 
 import json
 import subprocess
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
-
 from conftest import Cli, make_cli, metric_steps, table
+
 from polyexp.averaging import WEIGHTINGS, average, weight_matrix
 from polyexp.data import DATASETS
 
@@ -70,7 +71,7 @@ def test_artifacts_hold_the_results_checkpoints_weights_model_and_plots(default_
     (run,) = cli.runs()
     client = cli.client()
     folder = client.download_artifacts(run.info.run_id, "", str(tmp_path))
-    names = {p.relative_to(folder).as_posix() for p in __import__("pathlib").Path(folder).rglob("*") if p.is_file()}
+    names = {p.relative_to(folder).as_posix() for p in Path(folder).rglob("*") if p.is_file()}
     assert {
         "config.yaml", "results.csv", "history.csv", "weights.json", "checkpoints.npz", "averaged_model.keras",
         "plots/data.png", "plots/learning_curves.png", "plots/accuracy_vs_n.png", "plots/weights.png",
@@ -102,13 +103,17 @@ def test_outputs_land_in_hydras_run_folder(default_run):
     assert json.loads((folder / "polyexp_job.json").read_text())["status"] == "finished"
 
 
-def test_same_config_same_numbers_when_trained_again(default_run):
+def test_a_corrupt_cache_entry_is_trained_again_to_the_same_numbers(default_run):
     cli, first = default_run
-    again = cli.run("cache.enabled=false")
+    (entry,) = cli.cache.rglob("*.npz")
+    entry.write_bytes(entry.read_bytes()[:200])  # truncated, as a crash mid-copy would leave it
+    again = cli.run()
     assert again.returncode == 0, again.stderr
-    assert table(again.stdout) == table(first.stdout)
+    assert "is corrupt" in again.stderr and "training again" in again.stderr
+    assert table(again.stdout) == table(first.stdout)  # same config and seed, same numbers
     runs = cli.runs()
     assert [r.data.tags["polyexp.trajectory"] for r in runs] == ["trained", "trained"]
     client = cli.client()
     curves = [metric_steps(client, r.info.run_id, "test_loss") for r in runs]
     assert curves[0] == curves[1]
+    assert len(entry.read_bytes()) > 200

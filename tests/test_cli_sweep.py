@@ -4,10 +4,10 @@ import csv
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, Cli, make_cli, metric_steps, table
 
 pytestmark = pytest.mark.slow
@@ -53,7 +53,8 @@ def test_the_parent_run_holds_the_comparison(alpha_sweep, tmp_path):
     client = cli.client()
     names = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert names == {"sweep_results.csv", "sweep_comparison.png"}
-    rows = list(csv.DictReader(open(client.download_artifacts(parent.info.run_id, "sweep_results.csv", str(tmp_path)))))
+    table_path = client.download_artifacts(parent.info.run_id, "sweep_results.csv", str(tmp_path))
+    rows = list(csv.DictReader(Path(table_path).read_text().splitlines()))
     assert [r["run_name"] for r in rows] == ["exp alpha=1", "exp alpha=2", "exp alpha=4"]
     run_ids = [r.info.run_id for r in children(cli)]
     assert [r["run_id"] for r in rows] == run_ids
@@ -81,13 +82,6 @@ def test_running_the_command_again_skips_finished_jobs(alpha_sweep):
     parent = [r for r in cli.runs() if r.data.tags.get("polyexp.role") == "sweep"][-1]
     assert parent.data.metrics["jobs_skipped"] == 3 and parent.info.status == "FINISHED"
 
-    extended = cli.run("averaging=exp", "averaging.alpha=1,2,4,8", "-m")  # a resumed, larger sweep
-    assert extended.returncode == 0, extended.stderr
-    new = [r for r in children(cli) if r.info.run_id not in before]
-    assert [r.info.run_name for r in new] == ["exp alpha=8"]
-    parent = [r for r in cli.runs() if r.data.tags.get("polyexp.role") == "sweep"][-1]
-    assert parent.data.metrics["jobs_skipped"] == 3 and parent.data.metrics["jobs_finished"] == 1
-
 
 def test_turning_skipping_off_runs_every_job(alpha_sweep):
     cli, _ = alpha_sweep
@@ -98,7 +92,8 @@ def test_turning_skipping_off_runs_every_job(alpha_sweep):
 
 
 def test_failing_jobs_are_logged_and_the_rest_of_the_sweep_goes_on(cli):
-    env = {"POLYEXP_PLUGINS": "misbehaving_plugins", "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    path = os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
+    env = {"POLYEXP_PLUGINS": "misbehaving_plugins", "PYTHONPATH": path}
     names = ["too_many", "negative", "nan_weight", "inf_weight", "all_zero", "raises"]
     result = cli.run(f"averaging=equal,{','.join(names)}", "epochs=20", "window.size=3", "-m", env=env)
     assert result.returncode != 0

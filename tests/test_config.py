@@ -1,10 +1,10 @@
 """Config composition as users compose it: the seed's defaults, typed fields, checked values."""
 
 import pytest
+from conftest import compose
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from conftest import compose
 from polyexp.config import plan
 from polyexp.errors import ConfigError
 from polyexp.window import window_epochs
@@ -45,7 +45,7 @@ def test_groups_offer_every_registered_plugin():
 )
 def test_wrong_types_fail_at_composition(overrides, message):
     if message is None:  # a str field accepts any text: the value check comes after composition
-        with pytest.raises(ConfigError, match="model.activation='wiggle' is not allowed: choose one of relu"):
+        with pytest.raises(ConfigError, match=r"model\.activation='wiggle' is not allowed: choose one of relu"):
             plan(compose(overrides))
         return
     with pytest.raises(ConfigCompositionException) as error:
