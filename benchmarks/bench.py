@@ -1,7 +1,7 @@
 """Benchmark: the seed tutorial's procedure against polyexp's, on the same job, in one process.
 
-    /work/venv/bin/python benchmarks/bench.py            # full run: medians, targets, scaling
-    /work/venv/bin/python benchmarks/bench.py --quick    # smoke run: tiny jobs, no targets
+    python benchmarks/bench.py            # full run: medians, targets, scaling
+    python benchmarks/bench.py --quick    # smoke run: tiny jobs, no targets
 
 The ``seed`` path is the tutorial written with Keras 3: one ``fit(epochs=1)`` per epoch, the last K
 models saved to ``.keras`` files, loaded back, and for n = 1..K a cloned model holding the equal

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SWEEP = ["averaging=exp", "averaging.alpha=1,2,4", "-m"]
+SWEEP = ["averaging=exp", "averaging.alpha=1,2,4"]
 IMPORTS = (
     "import tensorflow, keras, mlflow, sklearn.datasets, matplotlib.figure, hydra;"
     "import mlflow.store.tracking.sqlalchemy_store"
@@ -45,7 +45,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     repeats = parser.parse_args().repeats
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "POLYEXP_"))}
-    cli = [sys.executable, "-m", "polyexp", *SWEEP]
+    def cli(*extra: str) -> list[str]:
+        return [sys.executable, "-m", "polyexp", *SWEEP, *extra, "-m"]
+
     times: dict[str, list[float]] = {"imports (baseline)": [], "fresh store": [], "new experiment": [],
                                      "cached": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -53,20 +55,20 @@ def main() -> None:
         warm = root / "warm"
         warm.mkdir()
         warm_env = {**base_env, "POLYEXP_CACHE_DIR": str(warm / "cache")}
-        timed(cli, warm, warm_env)  # a store and a cache for the warm cases
+        timed(cli(), warm, warm_env)  # a store and a cache for the warm cases
         for i in range(repeats):
             times["imports (baseline)"].append(timed([sys.executable, "-c", IMPORTS], root, base_env))
             fresh = root / f"fresh{i}"
             fresh.mkdir()
-            times["fresh store"].append(timed(cli, fresh, {**base_env, "POLYEXP_CACHE_DIR": str(fresh / "c")}))
+            times["fresh store"].append(timed(cli(), fresh, {**base_env, "POLYEXP_CACHE_DIR": str(fresh / "c")}))
             new = root / f"new{i}"
             new.mkdir()
             shutil.copy(warm / "mlflow.db", new / "mlflow.db")
             new_env = {**base_env, "POLYEXP_CACHE_DIR": str(new / "c")}
-            times["new experiment"].append(timed([*cli, f"tracking.experiment=new{i}"], new, new_env))
-            times["cached"].append(timed([*cli, "tracking.skip_finished=false"], warm, warm_env))
+            times["new experiment"].append(timed(cli(f"tracking.experiment=new{i}"), new, new_env))
+            times["cached"].append(timed(cli("tracking.skip_finished=false"), warm, warm_env))
     floor = statistics.median(times["imports (baseline)"])
-    print(f"python -m polyexp {' '.join(SWEEP)}: median wall time of {repeats} runs\n")
+    print(f"python -m polyexp {' '.join(SWEEP)} -m: median wall time of {repeats} runs\n")
     print(f"{'case':<20} {'median':>8} {'minus imports':>14}")
     for case, values in times.items():
         median = statistics.median(values)

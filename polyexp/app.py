@@ -69,7 +69,7 @@ def current_job() -> Job:
         overrides=tuple(hydra_config.overrides.task),
         sweep=read_sweep(launch_dir / hydra_config.sweep.dir) if multirun else None,
         number=hydra_config.job.num if multirun else 0,
-        workers=os.cpu_count() or 1 if n_jobs < 0 else n_jobs,
+        workers=(os.cpu_count() or 1) if n_jobs < 0 else n_jobs,
     )
 
 

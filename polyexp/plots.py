@@ -39,15 +39,25 @@ def data_figure(data: Dataset, title: str) -> Figure:
 
 
 def learning_curves_figure(history: Mapping[str, np.ndarray], window: Sequence[int]) -> Figure:
-    """Accuracy and loss on both splits per epoch; the checkpoint window shaded."""
-    figure = Figure(figsize=(10, 4), subplotpars=_margins(left=0.07, wspace=0.22, top=0.88))
+    """Accuracy and loss on both splits per epoch, the window shaded; then a close-up of the window."""
+    figure = Figure(figsize=(14, 4), subplotpars=_margins(left=0.05, right=0.98, wspace=0.25, top=0.88))
+    axes = figure.subplots(1, 3)
     epochs = np.arange(1, len(history["train_acc"]) + 1)
-    for ax, metric in zip(figure.subplots(1, 2), ("acc", "loss"), strict=True):
+    for ax, metric in zip(axes[:2], ("acc", "loss"), strict=True):
         ax.plot(epochs, history[f"train_{metric}"], label="train")
         ax.plot(epochs, history[f"test_{metric}"], label="test")
         ax.axvspan(min(window) - 0.5, max(window) + 0.5, color="grey", alpha=0.2, label="window")
         ax.set(xlabel="epoch", ylabel="accuracy" if metric == "acc" else "cross-entropy")
         ax.legend(fontsize="small")
+    span = max(window) - min(window) + 1
+    shown = epochs[epochs > max(window) - max(3 * span, 30)]
+    members = np.asarray(window)
+    close_up = axes[2]
+    close_up.plot(shown, history["test_acc"][shown - 1], color="C1", label="test")
+    close_up.plot(members, history["test_acc"][members - 1], "o", color="C1", label="kept checkpoints")
+    close_up.axvspan(min(window) - 0.5, max(window) + 0.5, color="grey", alpha=0.2)
+    close_up.set(xlabel="epoch", ylabel="test accuracy", title="the end of training")
+    close_up.legend(fontsize="small")
     figure.suptitle("Learning curves")
     return figure
 

@@ -26,13 +26,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-if TYPE_CHECKING:
-    from polyexp.tracking import Store
-
 from polyexp.config import Plan
 from polyexp.errors import PolyexpError
 from polyexp.files import atomic_write, make_folder, write_text
 from polyexp.job import JOB_REPORT, Job, JobResult, Sweep, read_job_report
+
+if TYPE_CHECKING:
+    from polyexp.tracking import Store
 
 log = logging.getLogger(__name__)
 

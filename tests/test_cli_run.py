@@ -46,6 +46,7 @@ def test_logs_one_finished_run_with_params_tags_and_every_metric(default_run):
     tags = run.data.tags
     assert tags["polyexp.strategy"] == "equal" and len(tags["polyexp.config_hash"]) == 16
     assert tags["polyexp.trajectory"] == "trained" and tags["polyexp.overrides"] == ""
+    assert "polyexp.threads" not in tags  # one job alone keeps every core
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cli.workdir, capture_output=True, text=True)
     assert tags["mlflow.source.git.commit"] == head.stdout.strip()
 
