@@ -15,7 +15,9 @@ def test_the_reference_lists_every_plugin_and_field():
     documented = [line for line in block.group(1).splitlines() if line.strip()]
     listed, builtin = [], True
     for line in describe().splitlines():
-        if line.startswith("  ") and not line.startswith("      "):  # a plugin, then its fields
+        if not line.startswith(" "):  # a group
+            builtin = True
+        elif not line.startswith("      "):  # a plugin, then its fields
             builtin = "[built in]" in line  # other tests register plugins of their own
         if builtin and line.strip():
             listed.append(line)
