@@ -70,7 +70,8 @@ def run_name(strategy: str, overrides: Sequence[str], swept_keys: Sequence[str] 
     for override in overrides:
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
-        if key == "averaging" or key.startswith("hydra.") or (swept_keys is not None and key not in swept_keys):
+        unswept = swept_keys is not None and key not in swept_keys
+        if key == "averaging" or key.startswith(("hydra.", "hydra/")) or unswept:
             continue
         parts.append(f"{key.removeprefix('averaging.')}={value}")
     return " ".join(parts)
