@@ -55,6 +55,7 @@ class Outcome:
     scores: WindowScores
     averaged_model: keras.Model  # the average of all K members
     tags: dict[str, str]
+    trajectory_key: str  # the cache key: jobs that share it share the data and learning-curve plots
     train_seconds: float | None  # None when the trajectory came from the cache
 
     def metrics(self) -> list[tuple[str, float, int]]:
@@ -143,9 +144,9 @@ def compute(experiment: Plan, data: Dataset, job: Job) -> Outcome:
         log.info("%s: trained %d epochs in %.2f s", job.label, config["epochs"], seconds[0])
         return trajectory
 
+    key = training_key(experiment.training_config, LOOP_VERSION)
     if config["cache"]["enabled"]:
         root = Path(config["cache"]["dir"]).expanduser() if config["cache"]["dir"] else default_cache_dir()
-        key = training_key(experiment.training_config, LOOP_VERSION)
         trajectory, reused = TrajectoryCache(root).fetch(key, train_now)
         if reused:
             log.info("%s: reused the cached trajectory %s", job.label, key)
@@ -156,7 +157,7 @@ def compute(experiment: Plan, data: Dataset, job: Job) -> Outcome:
     model, scorer = _scoring_model(experiment, data)
     scores = score_window(scorer, trajectory, matrix, data)
     model.set_weights(average(trajectory.checkpoints, matrix[-1]))
-    return Outcome(data, trajectory, matrix, scores, model, tags, seconds[0] if seconds else None)
+    return Outcome(data, trajectory, matrix, scores, model, tags, key, seconds[0] if seconds else None)
 
 
 def print_table(single: Sequence[float], ensemble: Sequence[float]) -> None:
@@ -194,13 +195,12 @@ def write_outputs(folder: Path, experiment: Plan, outcome: Outcome, name: str) -
     finally:
         temporary.unlink(missing_ok=True)
 
-    key = training_key(experiment.training_config, LOOP_VERSION)
     pictures = {
         "data": lambda: plots.data_figure(outcome.data, experiment.config["data"]["name"]),
         "learning_curves": lambda: plots.learning_curves_figure(history, trajectory.epochs.tolist()),
     }
     for picture, draw in pictures.items():  # the same for every job of a trajectory: drawn once
-        _write_png(folder / "plots" / f"{picture}.png", _drawn_once((key, picture), draw))
+        _write_png(folder / "plots" / f"{picture}.png", _drawn_once((outcome.trajectory_key, picture), draw))
     _write_png(folder / "plots" / "accuracy_vs_n.png", _png(plots.accuracy_figure(s.single_acc, s.ensemble_acc, name)))
     _write_png(folder / "plots" / "weights.png", _png(plots.weights_figure(matrix, name)))
 
