@@ -1,8 +1,9 @@
 """The command line: ``python -m polyexp [overrides] [-m]``, a Hydra app.
 
-The config is checked before TensorFlow or MLflow load, so a bad value fails in about a second. Every
-job leaves a report in its output folder for the sweep summary; ``cli`` also ends a sweep's parent
-run when Hydra gives up early (a failed job, Ctrl-C, SIGTERM).
+The config and the data are checked before TensorFlow or MLflow load, so a bad value fails in about
+a second, and polyexp's errors are shown as Hydra shows its own: one line, no traceback (unless
+``HYDRA_FULL_ERROR=1``). Every job leaves a report in its output folder for the sweep summary;
+``cli`` also ends a sweep's parent run when Hydra gives up early (a failed job, Ctrl-C, SIGTERM).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from types import FrameType
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -31,30 +33,37 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    """One Hydra job; returns the best ensemble accuracy (for sweepers that optimise)."""
+    """One Hydra job; returns its validation score (what an optimising sweeper maximises)."""
     job = current_job()
     try:
         experiment = plan(cfg)
         data = experiment.load_data()
         from polyexp import tracking  # loads MLflow: only once the config is checked
+        from polyexp.identity import job_identity
 
-        settings = experiment.config["tracking"]
-        store = tracking.open_store(settings["uri"], settings["experiment"], job.launch_dir)
-        result = finished_run(store, experiment, job) if job.sweep and settings["skip_finished"] else None
+        settings = experiment.settings.tracking
+        store = tracking.open_store(settings.uri, settings.experiment, job.launch_dir)
+        identity = job_identity(experiment)
+        result = finished_run(store, identity, job) if job.sweep and settings.skip_finished else None
         if result is None:
+            from polyexp.quiet import import_tensorflow
+
+            import_tensorflow(verbose=experiment.settings.verbose)
             from polyexp.runner import run_job  # loads TensorFlow: only once the store answers
 
-            result = run_job(experiment, data, job, store)
+            result = run_job(experiment, data, job, store, identity)
     except BaseException as exc:
-        if job.sweep is not None and isinstance(exc, PolyexpError):
-            log.error("%s failed: %s", job.label, exc)  # Hydra reports only the sweep's first failure
-        strategy = OmegaConf.select(cfg, "averaging.name", default="?")
+        weighting = OmegaConf.select(cfg, "averaging.name", default="?")
         swept = job.sweep.swept_keys if job.sweep else None
-        name = run_name(strategy, job.overrides, swept)
+        name = run_name(weighting, job.overrides, swept)
         write_job_report(job.output_dir, JobResult("failed", name, list(job.overrides), error=str(exc)))
+        if isinstance(exc, PolyexpError):
+            if job.sweep is not None:
+                log.error("%s failed: %s", job.label, exc)  # Hydra reports only the sweep's first failure
+            raise CompactHydraException(str(exc)) from exc
         raise
     write_job_report(job.output_dir, result)
-    return result.best_ensemble_acc
+    return result.selected_val_acc
 
 
 def current_job() -> Job:

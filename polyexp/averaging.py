@@ -1,8 +1,8 @@
-"""Weighted averages of a window of checkpoints, and the weightings (``averaging=...``) to use.
+"""Weighted averages of a window of checkpoints, and the weightings (``averaging=...``) that weigh them.
 
 Member 1 is the latest checkpoint. A weighting takes ``n`` and returns ``n`` non-negative weights,
-newest first; the framework checks and normalises them. The averaged model for ``n`` has every
-weight array equal to the weighted average of that array over the ``n`` latest checkpoints::
+newest first; the framework checks and normalises them. The *average* for ``n`` is the model whose
+every weight array is the weighted average of that array over the ``n`` latest checkpoints::
 
     import numpy as np
     from polyexp.averaging import WEIGHTINGS, average, weight_matrix
@@ -11,22 +11,33 @@ weight array equal to the weighted average of that array over the ``n`` latest c
     matrix = weight_matrix(exp, 10)            # row n-1: the normalised weights of n members
     kernels = np.random.rand(10, 2, 25)        # one weight array of 10 checkpoints, newest first
     averaged = average([kernels], matrix[2])  # the model averaged over the 3 latest checkpoints
+
+A weighting that *selects* takes a parameter named ``validation`` as well: a :class:`Validation`
+holding what it may look at, the members' validation accuracies and a function that scores any
+weighting of them on the validation rows; it never sees a test row. ``greedy_soup`` is one.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
 
 from polyexp.errors import PluginError
-from polyexp.registry import Gt, Registry
+from polyexp.registry import Affects, BoundPlugin, Gt, Registry
 
-Weighting = Callable[[int], Sequence[float]]
+WEIGHTINGS = Registry("averaging", call_args=("n",), context=("validation",), affects=Affects.SCORING)
 
-WEIGHTINGS = Registry("averaging", call_args=("n",))
+
+@dataclass(frozen=True)
+class Validation:
+    """What a selecting weighting may look at, for one seed: validation rows only."""
+
+    member_acc: np.ndarray  # (K,) each member's validation accuracy, member 1 first
+    score: Callable[[Sequence[float]], float]  # validation accuracy of the average with these weights
 
 
 @WEIGHTINGS.register
@@ -47,10 +58,33 @@ def exp(n: int, *, alpha: Annotated[float, Gt(0)] = 2.0) -> list[float]:
     return [math.exp(-i / alpha) for i in range(1, n + 1)]
 
 
-def member_weights(weighting: Weighting, n: int) -> np.ndarray:
+@WEIGHTINGS.register
+def greedy_soup(n: int, validation: Validation) -> list[float]:
+    """Greedy soup (Wortsman et al. 2022): members ranked by validation accuracy join the equal
+    average only if validation accuracy does not drop.
+
+    The best member starts the soup; each next one (by validation accuracy, the newer first on ties)
+    stays in if the soup with it scores at least as well on the validation rows.
+    """
+    ranked = sorted(range(n), key=lambda i: -validation.member_acc[i])
+    soup = [ranked[0]]
+    best = validation.score(_members(soup, n))
+    for candidate in ranked[1:]:
+        score = validation.score(_members([*soup, candidate], n))
+        if score >= best:
+            soup.append(candidate)
+            best = score
+    return _members(soup, n)
+
+
+def _members(chosen: Sequence[int], n: int) -> list[float]:
+    return [1.0 if i in chosen else 0.0 for i in range(n)]
+
+
+def member_weights(weighting: BoundPlugin, n: int, **context: object) -> np.ndarray:
     """The weighting's ``n`` weights, checked and normalised to sum to 1."""
-    name = _name(weighting)
-    returned = weighting(n)
+    name = weighting.label
+    returned = weighting(n, **context)
     try:
         raw = np.asarray(returned, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -70,11 +104,11 @@ def member_weights(weighting: Weighting, n: int) -> np.ndarray:
     return raw / total
 
 
-def weight_matrix(weighting: Weighting, k: int) -> np.ndarray:
+def weight_matrix(weighting: BoundPlugin, k: int, **context: object) -> np.ndarray:
     """A ``k x k`` matrix whose row ``n-1`` holds the normalised weights of the ``n`` latest members."""
     matrix = np.zeros((k, k))
     for n in range(1, k + 1):
-        matrix[n - 1, :n] = member_weights(weighting, n)
+        matrix[n - 1, :n] = member_weights(weighting, n, **context)
     return matrix
 
 
@@ -87,8 +121,3 @@ def average(checkpoints: Sequence[np.ndarray], weights: np.ndarray) -> list[np.n
     weights = np.asarray(weights)
     n = weights.shape[-1]
     return [np.tensordot(weights, stacked[:n], axes=1).astype(stacked.dtype) for stacked in checkpoints]
-
-
-def _name(weighting: Weighting) -> str:
-    plugin = getattr(weighting, "func", weighting)
-    return getattr(plugin, "label", f"weighting {getattr(plugin, '__name__', repr(plugin))}")

@@ -1,8 +1,10 @@
 """A content-addressed cache of trained trajectories: a sweep over weightings trains once.
 
-An entry is keyed by everything that changes training (data, model, optimizer, epochs, batch size,
-window, seed, and the versions of TensorFlow, Keras and polyexp's training loop) and nothing else.
-Entries live in ``<cache dir>/trajectories/<key>.npz`` (the cache dir is ``cache.dir``, else
+An entry is keyed by the trajectory's identity (``polyexp.identity``: the config fields that change
+training, the code of the plugins and of the training loop, the libraries and the platform) and
+nothing else, and stores that identity beside the arrays, so ``python -m polyexp.cache info`` shows
+what each entry was made with. Entries live in ``<cache dir>/trajectories/<key>.npz`` (the cache dir
+is ``cache.dir``, else
 ``$POLYEXP_CACHE_DIR``, else ``$XDG_CACHE_HOME/polyexp`` or ``~/.cache/polyexp``). An entry is
 written to a temporary file and renamed into place, so a killed job leaves no partial entry; jobs
 that want the same entry take a file lock, so one trains and the others wait and reuse it; an entry
@@ -10,24 +12,23 @@ that fails to load is retrained, with a warning. Remove entries with ``python -m
 clear`` (or delete the folder)::
 
     cache = TrajectoryCache(default_cache_dir())
-    trajectory, reused = cache.fetch(key, lambda: train(...))
+    trajectory, reused = cache.fetch(trajectory_identity(plan), lambda: train(...))
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
-import hashlib
-import json
 import logging
 import os
 import sys
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
-from importlib import metadata
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from polyexp.identity import Identity
 from polyexp.trajectory import Trajectory, read_trajectory, write_trajectory
 
 log = logging.getLogger(__name__)
@@ -39,30 +40,21 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "polyexp"
 
 
-def training_key(training_config: Mapping[str, Any], loop_version: int) -> str:
-    """The cache key: a hash of what changes training and of the code and libraries that train."""
-    material = {
-        "config": training_config,
-        "versions": {pkg: metadata.version(pkg) for pkg in ("tensorflow", "keras")},
-        "loop": loop_version,
-    }
-    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:32]
-
-
 class TrajectoryCache:
     """Trajectories on disk, one ``.npz`` file per key."""
 
     def __init__(self, root: Path) -> None:
         self.folder = Path(root) / "trajectories"
 
-    def fetch(self, key: str, train: Callable[[], Trajectory]) -> tuple[Trajectory, bool]:
-        """The cached trajectory for ``key`` (True), or ``train()``'s, stored for next time (False)."""
+    def fetch(self, identity: Identity, train: Callable[[], Trajectory]) -> tuple[Trajectory, bool]:
+        """The cached trajectory of ``identity`` (True), or ``train()``'s, stored for next time (False)."""
+        key = identity.key
         with self._lock(key):
             trajectory = self.load(key)
             if trajectory is not None:
                 return trajectory, True
             trajectory = train()
-            self.store(key, trajectory)
+            self.store(key, trajectory, identity.describe())
             return trajectory, False
 
     def load(self, key: str) -> Trajectory | None:
@@ -79,11 +71,22 @@ class TrajectoryCache:
             return None
         return trajectory
 
-    def store(self, key: str, trajectory: Trajectory) -> Path:
+    def store(self, key: str, trajectory: Trajectory, made_with: dict[str, Any] | None = None) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{key}.npz"
-        write_trajectory(path, trajectory, {"key": key})
+        created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        write_trajectory(path, trajectory, {"key": key, "created": created, "made_with": made_with or {}})
         return path
+
+    def entries(self) -> list[tuple[Path, dict[str, Any]]]:
+        """Every entry and what it was made with (an entry that cannot be read: its error)."""
+        found = []
+        for path in sorted(self.folder.glob("*.npz")) if self.folder.exists() else []:
+            try:
+                found.append((path, read_trajectory(path)[1]))
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+                found.append((path, {"error": f"unreadable: {exc}"}))
+        return found
 
     def clear(self) -> int:
         """Delete every entry, lock and leftover temporary file; return how many files went."""
@@ -109,6 +112,23 @@ class TrajectoryCache:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def describe_entry(path: Path, meta: dict[str, Any]) -> str:
+    """Several lines: an entry's key, size and date, then the config, code, libraries and platform it was made with."""
+    lines = [f"{path.stem}  {path.stat().st_size / 1e6:.1f} MB  {meta.get('created', '?')}"]
+    if "error" in meta:
+        return "\n".join([*lines, f"  {meta['error']}"])
+    made_with = meta.get("made_with", {})
+    config = made_with.get("config", {})
+    groups = " ".join(f"{k}={v.get('name')}" for k, v in config.items() if isinstance(v, dict))
+    settings = " ".join(f"{k}={v}" for k, v in config.items() if not isinstance(v, dict) and v is not None)
+    lines.append(f"  config: {groups} {settings}".rstrip())
+    for kind in ("libraries", "platform"):
+        lines.append(f"  {kind}: " + ", ".join(f"{k} {v}" for k, v in made_with.get(kind, {}).items()))
+    code = made_with.get("code", {})
+    lines.append(f"  code: {len(code)} modules, " + ", ".join(f"{m} {h[:8]}" for m, h in code.items()))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m polyexp.cache [info|clear] [DIR]``: show or empty the trajectory cache."""
     args = sys.argv[1:] if argv is None else argv
@@ -118,9 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     if command == "clear":
         print(f"removed {cache.clear()} files from {cache.folder}")
     elif command == "info":
-        entries = sorted(cache.folder.glob("*.npz")) if cache.folder.exists() else []
-        size = sum(p.stat().st_size for p in entries)
+        entries = cache.entries()
+        size = sum(path.stat().st_size for path, _ in entries)
         print(f"{cache.folder}: {len(entries)} trajectories, {size / 1e6:.1f} MB")
+        for path, meta in entries:
+            print(describe_entry(path, meta))
     else:
         print("usage: python -m polyexp.cache [info|clear] [DIR]", file=sys.stderr)
         return 2

@@ -1,80 +1,105 @@
 """The experiment's typed config, and the plan a composed config is turned into.
 
-Hydra composes ``conf/config.yaml``: the schema :class:`ExperimentConfig` (training settings,
-tracking, cache) and one option of each group. A plugin group's options are its registered plugins,
-each stored in Hydra's ConfigStore under its name with the fields read off its signature, so
-``averaging.alpha=abc`` fails at composition and a new plugin needs no YAML. ``plan`` then checks
-the values against their bounds before any work starts::
+Hydra composes ``conf/config.yaml``: the top-level :class:`Settings` and one option of each plugin
+group (``data``, ``model``, ``optimizer``, ``window``, ``averaging``). Every field is declared once,
+with its type, bounds and what it :class:`~polyexp.registry.Affects` in its hint: a plugin's fields
+in its signature, the settings in the dataclasses below. From these declarations come the configs
+Hydra stores (so ``averaging.alpha=abc`` fails at composition), the checks ``plan`` runs (so
+``epochs=0`` fails before any work), the typed objects the code reads, and the identity of a result
+(``polyexp.identity``)::
 
     cfg = compose(["averaging=exp", "averaging.alpha=4"])   # as `python -m polyexp ...` would
-    plan(cfg).weighting(3)     # [exp(-1/4), exp(-2/4), exp(-3/4)]
+    experiment = plan(cfg)
+    experiment.settings.epochs      # 500
+    experiment.weighting(3)         # [exp(-1/4), exp(-2/4), exp(-3/4)]
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import hydra
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from polyexp.averaging import WEIGHTINGS
 from polyexp.data import DATASETS, Dataset, check_dataset
+from polyexp.errors import ConfigError
 from polyexp.models import MODELS
 from polyexp.optimizers import OPTIMIZERS
-from polyexp.registry import Ge, Le, Param, Registry, import_plugin_modules
-from polyexp.window import PRESETS, Window, window_epochs
+from polyexp.registry import (
+    Affects,
+    BoundPlugin,
+    Ge,
+    Gt,
+    Le,
+    Lt,
+    Param,
+    Registry,
+    build,
+    config_class,
+    fields_of,
+    import_plugin_modules,
+)
+from polyexp.window import WINDOWS, check_window
 
-PLUGIN_GROUPS: tuple[Registry, ...] = (DATASETS, MODELS, OPTIMIZERS, WEIGHTINGS)
+# One config group per registry; the group's name is the registry's.
+GROUPS: tuple[Registry, ...] = (DATASETS, MODELS, OPTIMIZERS, WINDOWS, WEIGHTINGS)
+
+Nothing = Affects.NOTHING
 
 
-@dataclass
-class TrackingConfig:
-    # None: $MLFLOW_TRACKING_URI if set, else sqlite:///<launch dir>/mlflow.db
+@dataclass(frozen=True)
+class TrackingSettings:
+    # None: $MLFLOW_TRACKING_URI if set, else sqlite:///<launch folder>/mlflow.db
     uri: Optional[str] = None  # noqa: UP045 - OmegaConf reads typing.Optional on Python 3.10
     experiment: str = "polyexp"
-    # In a multirun, skip a job whose exact config already has a FINISHED run in the experiment.
+    # In a multirun, skip a job whose identity already has a FINISHED run in the experiment.
     skip_finished: bool = True
 
 
-@dataclass
-class CacheConfig:
+@dataclass(frozen=True)
+class CacheSettings:
     enabled: bool = True
     # None: $POLYEXP_CACHE_DIR if set, else $XDG_CACHE_HOME/polyexp or ~/.cache/polyexp
     dir: Optional[str] = None  # noqa: UP045
 
 
-@dataclass
-class ExperimentConfig:
-    data: Any = MISSING
-    model: Any = MISSING
-    optimizer: Any = MISSING
-    window: Window = MISSING
-    averaging: Any = MISSING
-    seed: int = 0
-    epochs: int = 500
-    batch_size: int = 32
-    # TensorFlow threads per job; None: all cores, divided among a parallel launcher's workers
-    threads: Optional[int] = None  # noqa: UP045
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    cache: CacheConfig = field(default_factory=CacheConfig)
+@dataclass(frozen=True)
+class Settings:
+    """The top-level settings. A field changes the trained trajectory unless its hint says otherwise."""
+
+    seed: Annotated[int, Ge(0), Le(2**32 - 1)] = 0
+    seeds: Annotated[int, Ge(1), Le(10_000)] = 1  # trains seed, seed+1, ..., seed+seeds-1 together
+    epochs: Annotated[int, Ge(1)] = 500
+    batch_size: Annotated[int, Ge(1)] = 32
+    # Exponential moving averages of the weights kept during training, one per decay (None: none).
+    ema_decays: Optional[list[Annotated[float, Gt(0), Lt(1)]]] = None  # noqa: UP045
+    # Stochastic weight averaging: the equal mean of the weights after every epoch from this one.
+    swa_start: Annotated[Optional[int], Ge(1)] = None  # noqa: UP045
+    # Recompute BatchNorm statistics of every averaged model with a pass over the training rows.
+    recompute_bn: Annotated[bool, Affects.SCORING] = True
+    # TensorFlow threads per job; None: all cores, divided among a parallel launcher's workers.
+    threads: Annotated[Optional[int], Ge(1), Nothing] = None  # noqa: UP045
+    verbose: Annotated[bool, Nothing] = False  # also show TensorFlow's start-up lines
+    tracking: Annotated[TrackingSettings, Nothing] = field(default_factory=TrackingSettings)
+    cache: Annotated[CacheSettings, Nothing] = field(default_factory=CacheSettings)
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seed, self.seed + self.seeds))
 
 
-# The parts of the config that decide the numbers; the rest (tracking, cache, threads) does not.
-EXPERIMENT_KEYS = ("data", "model", "optimizer", "window", "averaging", "seed", "epochs", "batch_size")
-TRAINING_KEYS = tuple(k for k in EXPERIMENT_KEYS if k != "averaging")
+SETTINGS: tuple[Param, ...] = fields_of(Settings)
 
-_SETTINGS = (
-    Param("seed", int, bounds=(Ge(0), Le(2**32 - 1))),
-    Param("epochs", int, bounds=(Ge(1),)),
-    Param("batch_size", int, bounds=(Ge(1),)),
-    Param("threads", int, bounds=(Ge(1),)),
-)
+
+def experiment_config_class() -> type:
+    """The schema Hydra composes: a field per plugin group, then the settings."""
+    groups = [Param(registry.group, Any, "???") for registry in GROUPS]
+    return config_class("ExperimentConfig", (*groups, *SETTINGS))
 
 
 def config_path() -> str:
@@ -100,64 +125,57 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
 
 
 def register_configs() -> None:
-    """Store the schema, every plugin's config and the window presets in Hydra's ConfigStore."""
+    """Store the schema and every plugin's config in Hydra's ConfigStore; register polyexp's sweeper."""
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.polyexp_sweeper import PolyexpSweeper
+
+    Plugins.instance().register(PolyexpSweeper)  # whether or not Hydra's plugin scan found it
     import_plugin_modules()
     store = ConfigStore.instance()
-    store.store(name="polyexp_schema", node=ExperimentConfig)
-    for registry in PLUGIN_GROUPS:
+    store.store(name="polyexp_schema", node=experiment_config_class())
+    for registry in GROUPS:
         for plugin in registry:
             store.store(group=registry.group, name=plugin.name, node=plugin.config_class())
-    for name, preset in PRESETS.items():
-        store.store(group="window", name=name, node=preset)
 
 
 @dataclass(frozen=True)
 class Plan:
-    """A checked experiment: each plugin with its config applied, and the window's epochs."""
+    """A checked experiment: the settings, each plugin with its config applied, the window's epochs."""
 
-    config: dict[str, Any]  # the resolved config, plain Python
-    data: Callable[[], Dataset]
-    model: Callable[[int, int], Any]
-    optimizer: Callable[[], Any]
-    weighting: Callable[[int], Sequence[float]]
-    window: list[int]  # member 1 (the latest) first
+    config: dict[str, Any]  # the resolved config, plain Python (logged as params, written as config.yaml)
+    settings: Settings
+    data: BoundPlugin
+    model: BoundPlugin
+    optimizer: BoundPlugin
+    weighting: BoundPlugin
+    window: list[int]  # the members' epochs, member 1 (the latest) first
+    plugins: dict[str, BoundPlugin]  # by group
 
     def load_data(self) -> Dataset:
-        """The data plugin's dataset, checked: both splits non-empty, every class in training."""
-        return check_dataset(self.data(), f"data plugin {self.config['data']['name']!r}")
-
-    @property
-    def strategy(self) -> str:
-        return self.config["averaging"]["name"]
-
-    @property
-    def config_hash(self) -> str:
-        """Identifies the experiment: equal for configs that give the same numbers."""
-        return _digest({k: self.config[k] for k in EXPERIMENT_KEYS})
-
-    @property
-    def training_config(self) -> dict[str, Any]:
-        """What decides the trained trajectory (the cache key's config part)."""
-        return {k: self.config[k] for k in TRAINING_KEYS}
+        """The data plugin's dataset, checked: every split non-empty, every class in training."""
+        return check_dataset(self.data(), self.data.label)
 
 
-def plan(cfg: DictConfig) -> Plan:
+def plan(cfg: DictConfig | dict[str, Any]) -> Plan:
     """Check every value of a composed config; raise ConfigError naming the first bad field."""
-    config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    config = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     assert isinstance(config, dict)
-    for setting in _SETTINGS:
-        if config.get(setting.name) is not None:
-            setting.check(config[setting.name], setting.name)
-    window = window_epochs(config["epochs"], config["window"]["size"], config["window"]["stride"])
+    settings = build(Settings, {p.name: config[p.name] for p in SETTINGS if p.name in config})
+    last_seed = settings.seed + settings.seeds - 1
+    if last_seed > 2**32 - 1:
+        raise ConfigError(f"seed={settings.seed} with seeds={settings.seeds} reaches seed {last_seed}, above 2**32-1")
+    if settings.swa_start is not None and settings.swa_start > settings.epochs:
+        raise ConfigError.field("swa_start", settings.swa_start, f"it must be <= epochs ({settings.epochs})")
+    plugins = {registry.group: registry.bind(config[registry.group]) for registry in GROUPS}
+    window = check_window(plugins["window"](settings.epochs), settings.epochs, plugins["window"].label)
     return Plan(
         config=config,
-        data=DATASETS.bind(config["data"]),
-        model=MODELS.bind(config["model"]),
-        optimizer=OPTIMIZERS.bind(config["optimizer"]),
-        weighting=WEIGHTINGS.bind(config["averaging"]),
+        settings=settings,
+        data=plugins["data"],
+        model=plugins["model"],
+        optimizer=plugins["optimizer"],
+        weighting=plugins["averaging"],
         window=window,
+        plugins=plugins,
     )
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,15 +1,23 @@
-"""Data sets (``data=...``): scikit-learn's generators and the data sets it ships, split in two.
+"""Data sets (``data=...``): training, validation and test rows.
 
 A data plugin takes no call arguments and returns a :class:`Dataset`; its keyword arguments are its
 config. Labels are class ids ``0..C-1`` (the loss is categorical cross-entropy, as with one-hot
-labels). The toy generators split by row order, as the seed does; the real data sets use a
-stratified shuffle split and standardise the features on the training split. scikit-learn is
-imported inside the plugins, so that checking a config does not wait for it::
+labels). The validation rows serve every choice a job makes (the best n, a selecting weighting, a
+sweep's best job); the test rows only report the choice.
+
+- The toy generators split by row order, as the seed does (the first ``n_train`` rows train, the
+  rest test), and draw ``n_val`` further rows from the same distribution for validation, so the
+  seed's 100 training and 1,000 test rows stay exactly as they were.
+- The data sets scikit-learn ships, and your own files (``data=csv``, ``data=npz``), use a stratified
+  shuffle split: ``train_fraction`` of the rows are not test rows, and ``val_fraction`` of those
+  validate; features are standardised with the training rows' statistics.
+
+scikit-learn is imported inside the plugins, so that checking a config does not wait for it::
 
     from polyexp.data import DATASETS
 
     data = DATASETS["blobs"].bind({"n_train": 100})()
-    data.x_train.shape, data.x_test.shape, data.num_classes   # (100, 2), (1000, 2), 3
+    data.x_train.shape, data.x_val.shape, data.x_test.shape   # (100, 2), (1000, 2), (1000, 2)
 """
 
 from __future__ import annotations
@@ -24,70 +32,116 @@ from polyexp.registry import Ge, Gt, Lt, Registry
 
 DATASETS = Registry("data")
 
+SPLITS = ("train", "val", "test")
+
 
 @dataclass(frozen=True)
 class Dataset:
-    """Features (float32) and class ids (int32) of the training and the test split."""
+    """Features (float32) and class ids (int32) of the training, validation and test rows."""
 
     x_train: np.ndarray
     y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    class_names: tuple[str, ...] | None = None  # class id -> name, where the labels had names
 
     @property
     def num_classes(self) -> int:
-        return int(max(self.y_train.max(), self.y_test.max())) + 1
+        return int(max(self.y_train.max(), self.y_val.max(), self.y_test.max())) + 1
 
     @property
     def num_features(self) -> int:
         return int(self.x_train.shape[1])
 
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` of the split ``train``, ``val`` or ``test``."""
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
 
-def split_rows(x: np.ndarray, y: np.ndarray, n_train: int) -> Dataset:
-    """The first ``n_train`` rows train, the rest test (the seed's split)."""
+
+def make_dataset(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    class_names: tuple[str, ...] | None = None,
+) -> Dataset:
+    """A Dataset of ``(x, y)`` pairs, as float32 features and int32 labels."""
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
+        (np.asarray(x, np.float32), np.asarray(y, np.int32)) for x, y in (train, val, test)
+    )
+    return Dataset(x_train, y_train, x_val, y_val, x_test, y_test, class_names)
+
+
+def split_rows(
+    x: np.ndarray, y: np.ndarray, n_train: int, validation: tuple[np.ndarray, np.ndarray]
+) -> Dataset:
+    """The first ``n_train`` rows train, the rest test (the seed's split); ``validation`` validates."""
     if n_train >= len(x):
         raise ConfigError.field(
             "data.n_train", n_train, f"it must be below the number of rows ({len(x)}) so that test rows remain"
         )
     _require_all_classes(y, y[:n_train], "data.n_train", n_train)
-    return _dataset(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
+    return make_dataset((x[:n_train], y[:n_train]), validation, (x[n_train:], y[n_train:]))
 
 
 def split_stratified(
-    x: np.ndarray, y: np.ndarray, train_fraction: float, split_seed: int, standardize: bool
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    train_fraction: float,
+    val_fraction: float,
+    split_seed: int,
+    standardize: bool,
+    class_names: tuple[str, ...] | None = None,
 ) -> Dataset:
-    """A stratified shuffle split, features standardised with the training split's statistics."""
+    """Stratified shuffle splits: test rows, then validation rows out of the others; standardised."""
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
 
     try:
-        x_train, x_test, y_train, y_test = train_test_split(
+        x_rest, x_test, y_rest, y_test = train_test_split(
             x, y, train_size=train_fraction, stratify=y, random_state=split_seed
         )
     except ValueError as exc:
         raise ConfigError.field("data.train_fraction", train_fraction, str(exc)) from None
+    try:
+        x_train, x_val, y_train, y_val = train_test_split(
+            x_rest, y_rest, test_size=val_fraction, stratify=y_rest, random_state=split_seed
+        )
+    except ValueError as exc:
+        raise ConfigError.field("data.val_fraction", val_fraction, str(exc)) from None
     if standardize:
         scaler = StandardScaler().fit(x_train)
-        x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
-    return _dataset(x_train, y_train, x_test, y_test)
+        x_train, x_val, x_test = (scaler.transform(part) for part in (x_train, x_val, x_test))
+    return make_dataset((x_train, y_train), (x_val, y_val), (x_test, y_test), class_names)
 
 
 def check_dataset(data: object, label: str) -> Dataset:
-    """Reject what a data plugin returned unless both splits are usable for training and scoring."""
+    """Reject what a data plugin returned unless every split is usable for training and scoring."""
     if not isinstance(data, Dataset):
         raise PluginError(f"{label} returned {type(data).__name__}; it must return a polyexp.data.Dataset")
-    for split in ("train", "test"):
-        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+    for split in SPLITS:
+        x, y = data.split(split)
         if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
             raise PluginError(f"{label}: x_{split} must be (rows, features) and y_{split} (rows,) of the same rows")
         if len(x) == 0:
             raise PluginError(f"{label} returned an empty {split} split")
+        if x.shape[1] != data.num_features:
+            raise PluginError(f"{label}: x_{split} has {x.shape[1]} features, x_train {data.num_features}")
         if not np.all(np.isfinite(x)):
             raise PluginError(f"{label} returned non-finite features in the {split} split")
+        if y.min() < 0:
+            raise PluginError(f"{label}: y_{split} holds a negative class id; classes are 0..C-1")
     missing = sorted(set(range(data.num_classes)) - set(np.unique(data.y_train).tolist()))
     if missing:
         raise PluginError(f"{label}: the training split lacks class {missing[0]}")
     return data
+
+
+def further_rows(random_state: int) -> np.random.RandomState:
+    """The random state that draws validation rows: another stream than ``random_state``'s own."""
+    return np.random.RandomState(np.random.SeedSequence([random_state, 1]).generate_state(4))
 
 
 @DATASETS.register
@@ -99,15 +153,19 @@ def blobs(
     cluster_std: Annotated[float, Gt(0)] = 2.0,
     random_state: int = 2,
     n_train: Annotated[int, Ge(1)] = 100,
+    n_val: Annotated[int, Ge(1)] = 1000,
 ) -> Dataset:
-    """Gaussian blobs; the defaults are the seed's (1100 rows, 3 classes, the first 100 train)."""
+    """Gaussian blobs; the defaults are the seed's (1100 rows, 3 classes, the first 100 train);
+    n_val more rows around the same centres validate."""
     from sklearn.datasets import make_blobs
 
-    x, y = make_blobs(
+    x, y, centres = make_blobs(
         n_samples=n_samples, centers=centers, n_features=n_features,
-        cluster_std=cluster_std, random_state=random_state,
+        cluster_std=cluster_std, random_state=random_state, return_centers=True,
     )
-    return split_rows(x, y, n_train)
+    validation = make_blobs(n_samples=n_val, centers=centres, cluster_std=cluster_std,
+                            random_state=further_rows(random_state))
+    return split_rows(x, y, n_train, validation)
 
 
 @DATASETS.register
@@ -117,12 +175,14 @@ def moons(
     noise: Annotated[float, Ge(0)] = 0.2,
     random_state: int = 2,
     n_train: Annotated[int, Ge(1)] = 100,
+    n_val: Annotated[int, Ge(2)] = 1000,
 ) -> Dataset:
-    """Two interleaving half circles, 2 classes; the first n_train rows train."""
+    """Two interleaving half circles, 2 classes; the first n_train rows train, n_val further rows validate."""
     from sklearn.datasets import make_moons
 
     x, y = make_moons(n_samples=n_samples, noise=noise, random_state=random_state)
-    return split_rows(x, y, n_train)
+    validation = make_moons(n_samples=n_val, noise=noise, random_state=further_rows(random_state))
+    return split_rows(x, y, n_train, validation)
 
 
 @DATASETS.register
@@ -133,28 +193,39 @@ def circles(
     factor: Annotated[float, Gt(0), Lt(1)] = 0.5,
     random_state: int = 2,
     n_train: Annotated[int, Ge(1)] = 100,
+    n_val: Annotated[int, Ge(2)] = 1000,
 ) -> Dataset:
-    """A small circle inside a large one, 2 classes; the first n_train rows train."""
+    """A small circle inside a large one, 2 classes; the first n_train rows train, n_val further rows validate."""
     from sklearn.datasets import make_circles
 
     x, y = make_circles(n_samples=n_samples, noise=noise, factor=factor, random_state=random_state)
-    return split_rows(x, y, n_train)
+    validation = make_circles(n_samples=n_val, noise=noise, factor=factor,
+                              random_state=further_rows(random_state))
+    return split_rows(x, y, n_train, validation)
+
+
+# The split settings of every data set that comes as one table of rows (shipped or your own).
+TrainFraction = Annotated[float, Gt(0), Lt(1)]
+ValFraction = Annotated[float, Gt(0), Lt(1)]
 
 
 def _register_shipped(name: str, summary: str) -> None:
     def load(
         *,
-        train_fraction: Annotated[float, Gt(0), Lt(1)] = 0.5,
+        train_fraction: TrainFraction = 0.5,
+        val_fraction: ValFraction = 0.2,
         split_seed: int = 0,
         standardize: bool = True,
     ) -> Dataset:
         from sklearn import datasets
 
         x, y = getattr(datasets, f"load_{name}")(return_X_y=True)
-        return split_stratified(x, y, train_fraction, split_seed, standardize)
+        return split_stratified(x, y, train_fraction=train_fraction, val_fraction=val_fraction,
+                                split_seed=split_seed, standardize=standardize)
 
     load.__name__ = load.__qualname__ = name
-    load.__doc__ = f"{summary}; a stratified split, standardised on the training rows."
+    load.__doc__ = (f"{summary}; a stratified split (test rows, then val_fraction of the rest validate), "
+                    "standardised on the training rows.")
     DATASETS.register(load)
 
 
@@ -168,9 +239,3 @@ def _require_all_classes(y: np.ndarray, y_train: np.ndarray, key: str, value: ob
     missing = sorted(set(np.unique(y).tolist()) - set(np.unique(y_train).tolist()))
     if missing:
         raise ConfigError.field(key, value, f"the training rows then lack class {missing[0]}; use more rows")
-
-
-def _dataset(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> Dataset:
-    f, i = np.float32, np.int32
-    return Dataset(x_train.astype(f), y_train.astype(i), x_test.astype(f), y_test.astype(i))
-

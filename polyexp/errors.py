@@ -1,15 +1,13 @@
 """The errors polyexp raises for bad input, bad plugins and failed runs.
 
-Each is a ``CompactHydraException``: Hydra prints its one-line message without a traceback
-(``HYDRA_FULL_ERROR=1`` shows the traceback).
+Each message alone tells the user what to change. ``polyexp.app`` shows them at the command line as
+Hydra shows its own: one line, no traceback (``HYDRA_FULL_ERROR=1`` shows the traceback).
 """
 
 from __future__ import annotations
 
-from hydra.errors import CompactHydraException
 
-
-class PolyexpError(CompactHydraException):
+class PolyexpError(Exception):
     """An error whose message alone tells the user what to change."""
 
 
@@ -28,12 +26,13 @@ class PluginError(PolyexpError):
 class TrainingDiverged(PolyexpError):
     """The training loss became NaN or infinite; ``history`` holds the curves up to ``epoch``."""
 
-    def __init__(self, epoch: int, loss: float, history: dict | None = None) -> None:
+    def __init__(self, epoch: int, loss: float, seed: int, history: dict | None = None) -> None:
         super().__init__(
-            f"training diverged at epoch {epoch}: the training loss is {loss}. "
+            f"training diverged at epoch {epoch} (seed {seed}): the training loss is {loss}. "
             "Lower optimizer.learning_rate or change the optimizer."
         )
         self.epoch = epoch
+        self.seed = seed
         self.history = history or {}
 
 

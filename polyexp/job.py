@@ -55,18 +55,20 @@ class JobResult:
     overrides: list[str]
     run_id: str | None = None
     trajectory: str | None = None  # trained | reused
-    single_acc: list[float] = field(default_factory=list)
-    ensemble_acc: list[float] = field(default_factory=list)
+    summary: dict[str, float] = field(default_factory=dict)  # selection on validation, headline numbers
+    test_average_acc: list[float] = field(default_factory=list)  # mean over seeds, per n
+    test_rows: int | None = None
     error: str | None = None
 
     @property
-    def best_ensemble_acc(self) -> float | None:
-        return max(self.ensemble_acc) if self.ensemble_acc else None
+    def selected_val_acc(self) -> float | None:
+        """The job's validation score: what ranks the jobs of a sweep and what a sweeper optimises."""
+        return self.summary.get("selected_val_acc")
 
 
-def run_name(strategy: str, overrides: Sequence[str], swept_keys: Sequence[str] | None) -> str:
-    """``exp alpha=2``: the strategy, then the overrides (in a sweep, only the swept ones)."""
-    parts = [strategy]
+def run_name(weighting: str, overrides: Sequence[str], swept_keys: Sequence[str] | None) -> str:
+    """``exp alpha=2``: the weighting, then the overrides (in a sweep, only the swept ones)."""
+    parts = [weighting]
     for override in overrides:
         key, _, value = override.partition("=")
         key = key.lstrip("+~")

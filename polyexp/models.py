@@ -1,8 +1,8 @@
 """Models (``model=...``): Keras models whose weights get averaged.
 
-A model plugin takes ``(num_features, num_classes)`` and returns a Keras model
-that maps a batch of feature rows to class probabilities (a softmax output). Import Keras inside
-the function, so that checking a config does not wait for TensorFlow to load::
+A model plugin takes ``(num_features, num_classes)`` and returns a Keras model that maps a batch of
+feature rows to class probabilities (a softmax output). Import Keras inside the function, so that
+checking a config does not wait for TensorFlow to load::
 
     from polyexp.models import MODELS
 
@@ -12,8 +12,10 @@ the function, so that checking a config does not wait for TensorFlow to load::
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Annotated, Literal
 
+from polyexp.errors import ConfigError
 from polyexp.registry import Ge, Lt, Registry
 
 if TYPE_CHECKING:
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 MODELS = Registry("model", call_args=("num_features", "num_classes"))
 
 Activation = Literal["relu", "tanh", "sigmoid", "elu", "selu", "gelu", "silu", "softplus", "linear"]
+Dropout = Annotated[float, Ge(0), Lt(1)]
 
 
 @MODELS.register
@@ -31,16 +34,57 @@ def mlp(
     *,
     hidden: list[Annotated[int, Ge(1)]] = (25,),
     activation: Activation = "relu",
-    dropout: Annotated[float, Ge(0), Lt(1)] = 0.0,
+    dropout: Dropout = 0.0,
+    batchnorm: bool = False,
 ) -> keras.Model:
-    """A multilayer perceptron: Dense layers of the given widths, then a softmax over the classes."""
+    """A multilayer perceptron: Dense layers of the given widths (with BatchNorm if batchnorm), then
+    a softmax over the classes."""
     import keras  # here, so that composing a config does not wait for TensorFlow
 
     inputs = keras.Input((num_features,))
     x = inputs
     for width in hidden:
-        x = keras.layers.Dense(width, activation=activation)(x)
+        if batchnorm:  # the usual order: linear, normalise, then the nonlinearity
+            x = keras.layers.Dense(width, use_bias=False)(x)
+            x = keras.layers.BatchNormalization()(x)
+            x = keras.layers.Activation(activation)(x)
+        else:
+            x = keras.layers.Dense(width, activation=activation)(x)
         if dropout:
             x = keras.layers.Dropout(dropout)(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax")(x)
     return keras.Model(inputs, outputs, name="mlp")
+
+
+@MODELS.register
+def cnn(
+    num_features: int,
+    num_classes: int,
+    *,
+    filters: list[Annotated[int, Ge(1)]] = (16, 32),
+    kernel_size: Annotated[int, Ge(1)] = 3,
+    batchnorm: bool = True,
+    dropout: Dropout = 0.0,
+) -> keras.Model:
+    """A small convolutional network for square grey images given as rows of pixels (digits: 8x8):
+    per filter count a convolution, BatchNorm and ReLU, then global average pooling and a softmax."""
+    import keras
+
+    side = math.isqrt(num_features)
+    if side * side != num_features:
+        raise ConfigError(
+            f"model=cnn needs square images, one pixel per feature; the data has {num_features} features "
+            "(data=digits has 64: 8x8)"
+        )
+    inputs = keras.Input((num_features,))
+    x = keras.layers.Reshape((side, side, 1))(inputs)
+    for width in filters:
+        x = keras.layers.Conv2D(width, kernel_size, padding="same", use_bias=not batchnorm)(x)
+        if batchnorm:
+            x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.Activation("relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout)(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="cnn")

@@ -1,9 +1,11 @@
-"""Figures: the data, the learning curves, accuracy against n (as in the seed), weight profiles.
+"""Figures: the data, the learning curves, accuracy against n (as in the seed), weight profiles, sweeps.
 
-Each function returns a matplotlib ``Figure`` that is not attached to pyplot, so nothing leaks
-between the jobs of a sweep::
+Means over seeds are drawn as lines, their 95% intervals as bands (with one seed, lines alone). The
+accuracy axes say what one row of the split is worth, so a gap can be read in rows. Each function
+returns a matplotlib ``Figure`` that is not attached to pyplot, so nothing leaks between the jobs of a
+sweep::
 
-    figure = accuracy_figure(scores.single_acc, scores.ensemble_acc, "exp alpha=2")
+    figure = accuracy_figure(outcome.per_n, outcome.summary, "exp alpha=2", test_rows=1000)
     figure.savefig("accuracy_vs_n.png")
 """
 
@@ -13,12 +15,19 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubplotParams
 
 from polyexp.data import Dataset
+from polyexp.statistics import Estimate, mean_ci
 
 # Fixed margins: matplotlib's automatic layouts double the time a figure takes to draw.
-_MARGINS = {"left": 0.12, "right": 0.97, "bottom": 0.12, "top": 0.91}
+_MARGINS = {"left": 0.12, "right": 0.97, "bottom": 0.12, "top": 0.9}
+_METHODS = {  # per-n method -> (label, colour)
+    "single": ("single: the n-th latest checkpoint", "C0"),
+    "average": ("average: weights of the n latest averaged", "C1"),
+    "ensemble": ("ensemble: predictions of the n latest averaged", "C2"),
+}
 
 
 def data_figure(data: Dataset, title: str) -> Figure:
@@ -30,48 +39,84 @@ def data_figure(data: Dataset, title: str) -> Figure:
     for c in range(data.num_classes):
         test = x_test[data.y_test == c]
         train = x_train[data.y_train == c]
+        name = data.class_names[c] if data.class_names else f"class {c}"
         ax.scatter(test[:, 0], test[:, 1], s=10, facecolors="none", edgecolors=colors[c], alpha=0.5)
-        ax.scatter(train[:, 0], train[:, 1], s=28, color=colors[c], edgecolors="black", label=f"class {c}")
-    ax.set(title=f"{title}: {len(x_train)} training rows (filled), {len(x_test)} test rows",
-           xlabel=axis_names[0], ylabel=axis_names[1])
+        ax.scatter(train[:, 0], train[:, 1], s=28, color=colors[c], edgecolors="black", label=name)
+    ax.set(title=f"{title}: {len(x_train)} training rows (filled), {len(x_test)} test rows "
+                 f"({len(data.x_val)} validation rows not shown)", xlabel=axis_names[0], ylabel=axis_names[1])
+    ax.title.set_fontsize("small")
     ax.legend(loc="best", fontsize="small")
     return figure
 
 
 def learning_curves_figure(history: Mapping[str, np.ndarray], window: Sequence[int]) -> Figure:
-    """Accuracy and loss on both splits per epoch, the window shaded; then a close-up of the window."""
-    figure = Figure(figsize=(14, 4), subplotpars=_margins(left=0.05, right=0.98, wspace=0.25, top=0.88))
+    """Accuracy and loss on every split per epoch, the window shaded; then a close-up of the window."""
+    figure = Figure(figsize=(14, 4), subplotpars=_margins(left=0.05, right=0.98, wspace=0.25, top=0.86))
     axes = figure.subplots(1, 3)
-    epochs = np.arange(1, len(history["train_acc"]) + 1)
+    epochs = np.arange(1, history["train_acc"].shape[1] + 1)
     for ax, metric in zip(axes[:2], ("acc", "loss"), strict=True):
-        ax.plot(epochs, history[f"train_{metric}"], label="train")
-        ax.plot(epochs, history[f"test_{metric}"], label="test")
+        for split, color in (("train", "C0"), ("val", "C2"), ("test", "C1")):
+            _band(ax, epochs, mean_ci(history[f"{split}_{metric}"]), color, split)
         ax.axvspan(min(window) - 0.5, max(window) + 0.5, color="grey", alpha=0.2, label="window")
         ax.set(xlabel="epoch", ylabel="accuracy" if metric == "acc" else "cross-entropy")
         ax.legend(fontsize="small")
     span = max(window) - min(window) + 1
     shown = epochs[epochs > max(window) - max(3 * span, 30)]
     members = np.asarray(window)
+    test = mean_ci(history["test_acc"])
     close_up = axes[2]
-    close_up.plot(shown, history["test_acc"][shown - 1], color="C1", label="test")
-    close_up.plot(members, history["test_acc"][members - 1], "o", color="C1", label="kept checkpoints")
+    _band(close_up, shown, test[shown - 1], "C1", "test")
+    close_up.plot(members, test.mean[members - 1], "o", color="C1", label="kept checkpoints")
     close_up.axvspan(min(window) - 0.5, max(window) + 0.5, color="grey", alpha=0.2)
     close_up.set(xlabel="epoch", ylabel="test accuracy", title="the end of training")
     close_up.legend(fontsize="small")
-    figure.suptitle("Learning curves")
+    seeds = history["train_acc"].shape[0]
+    figure.suptitle("Learning curves" + (f": mean of {seeds} seeds, 95% interval shaded" if seeds > 1 else ""))
     return figure
 
 
-def accuracy_figure(single: np.ndarray, ensemble: np.ndarray, title: str) -> Figure:
-    """The seed's plot: each n-th latest checkpoint alone (dots) and the average of the n latest (line)."""
-    n = np.arange(1, len(single) + 1)
-    figure = Figure(figsize=(6, 4), subplotpars=_margins())
-    ax = figure.subplots()
-    ax.plot(n, single, marker="o", linestyle="None", label="single: the n-th latest checkpoint")
-    ax.plot(n, ensemble, marker="o", label="ensemble: average of the n latest")
-    ax.set(title=title, xlabel="n", ylabel="test accuracy")
-    ax.set_xticks(_ticks(len(n)))
-    ax.legend(fontsize="small")
+def accuracy_figure(
+    per_n: Mapping[str, Estimate], summary: Mapping[str, float], title: str, *, test_rows: int, seeds: int
+) -> Figure:
+    """The seed's plot, with uncertainty: test accuracy against n for each method; then the gain
+    of the average over the last checkpoint.
+
+    The in-training averages (EMA, SWA) are horizontal reference lines; the n selected on validation is marked.
+    """
+    figure = Figure(figsize=(12, 4.5), subplotpars=_margins(left=0.07, right=0.98, wspace=0.22, top=0.86))
+    accuracy, gain = figure.subplots(1, 2)
+    k = len(per_n["test_single_acc"].mean)
+    n = np.arange(1, k + 1)
+    for method, (label, color) in _METHODS.items():
+        estimate = per_n[f"test_{method}_acc"]
+        if method == "single":
+            accuracy.errorbar(n, estimate.mean, yerr=_error(estimate), fmt="o", color=color, capsize=2, label=label)
+        else:
+            _band(accuracy, n, estimate, color, label, marker="o")
+    accuracy.plot(n, per_n["val_average_acc"].mean, linestyle="--", color="C1", alpha=0.6,
+                  label="average, on validation (selects n)")
+    for i, key in enumerate(sorted(s for s in summary if s.startswith("test_") and s.endswith("_acc"))):
+        name = key.removeprefix("test_").removesuffix("_acc")
+        color = f"C{3 + i}"
+        accuracy.axhline(summary[key], color=color, linestyle=":", label=f"{name} (in training)")
+        if np.isfinite(summary[f"{key}_ci_low"]):
+            accuracy.axhspan(summary[f"{key}_ci_low"], summary[f"{key}_ci_high"], color=color, alpha=0.1)
+    selected = int(summary["selected_n"])
+    accuracy.axvline(selected, color="grey", linewidth=0.8)
+    accuracy.annotate(f"selected n = {selected}", (selected, 1), xycoords=("data", "axes fraction"),
+                      xytext=(3, -12), textcoords="offset points", fontsize="small", color="grey")
+    accuracy.set(xlabel="n (checkpoints, the latest first)", ylabel=f"test accuracy ({_row_worth(test_rows)})")
+    accuracy.legend(fontsize="x-small")
+
+    _band(gain, n, per_n["test_gain_vs_last"], "C1", "average of the n latest - last checkpoint", marker="o")
+    gain.axhline(0, color="black", linewidth=0.8)
+    gain.set(xlabel="n", ylabel=f"test accuracy gain ({_row_worth(test_rows)})",
+             title="gain over the last checkpoint, paired over seeds")
+    gain.legend(fontsize="x-small")
+    for ax in (accuracy, gain):
+        ax.set_xticks(_ticks(k))
+    spread = f"mean of {seeds} seeds, 95% intervals" if seeds > 1 else "one seed: no uncertainty (set seeds=10)"
+    figure.suptitle(f"{title}: {spread}")
     return figure
 
 
@@ -91,21 +136,53 @@ def weights_figure(matrix: np.ndarray, title: str) -> Figure:
     return figure
 
 
-def sweep_figure(lines: Mapping[str, Sequence[float]], singles: Mapping[str, Sequence[float]]) -> Figure:
-    """Ensemble accuracy against n, one line per job; each distinct trajectory's singles as dots."""
-    figure = Figure(figsize=(7, 4.5), subplotpars=_margins(left=0.1))
-    ax = figure.subplots()
+def sweep_figure(jobs: Sequence[Mapping], test_rows: int | None) -> Figure:
+    """A sweep's jobs ranked by their validation score, each with its test accuracy and interval;
+    then each job's average accuracy against n.
+
+    ``jobs``: dicts with ``name``, ``selected_val_acc``, ``selected_test_acc`` (+ ``_ci_low`` /
+    ``_ci_high``) and ``test_average_acc`` (the mean per n).
+    """
+    ranked = sorted(jobs, key=lambda j: -j["selected_val_acc"])
+    height = max(3.5, 0.35 * len(ranked) + 1.5)
+    figure = Figure(figsize=(13, height), subplotpars=_margins(left=0.17, right=0.98, wspace=0.3))
+    ranking, curves = figure.subplots(1, 2)
+    y = np.arange(len(ranked))[::-1]
+    test = Estimate(*(np.array([j[f"selected_test_acc{s}"] for j in ranked], dtype=float)
+                      for s in ("", "_ci_low", "_ci_high")))
+    ranking.errorbar(test.mean, y, xerr=_error(test), fmt="o", color="C1", capsize=3,
+                     label="test accuracy of the selected n (95% interval)")
+    ranking.plot([j["selected_val_acc"] for j in ranked], y, "D", color="C2", label="validation score (ranks)")
+    ranking.set_yticks(y, [j["name"] for j in ranked], fontsize="small")
+    row = f" ({_row_worth(test_rows)})" if test_rows else ""
+    ranking.set(xlabel=f"accuracy{row}", title="jobs ranked on validation, best first")
+    ranking.legend(fontsize="x-small")
     longest = 1
-    for label, ensemble in lines.items():
-        ax.plot(np.arange(1, len(ensemble) + 1), ensemble, marker="o", markersize=3, label=label)
-        longest = max(longest, len(ensemble))
-    for label, single in singles.items():
-        ax.plot(np.arange(1, len(single) + 1), single, marker=".", linestyle="None", color="grey",
-                alpha=0.6, label=label)
-    ax.set(title="Ensemble accuracy per job", xlabel="n (checkpoints averaged)", ylabel="test accuracy")
-    ax.set_xticks(_ticks(longest))
-    ax.legend(fontsize="x-small")
+    for job in ranked:
+        values = job.get("test_average_acc") or []
+        curves.plot(np.arange(1, len(values) + 1), values, marker="o", markersize=3, label=job["name"])
+        longest = max(longest, len(values))
+    curves.set(title="average of the n latest: test accuracy (mean over seeds)", xlabel="n",
+               ylabel="test accuracy")
+    curves.set_xticks(_ticks(longest))
+    curves.legend(fontsize="x-small")
     return figure
+
+
+def _band(ax: Axes, x: np.ndarray, estimate: Estimate, color: str, label: str, marker: str | None = None) -> None:
+    ax.plot(x, estimate.mean, color=color, label=label, marker=marker, markersize=3)
+    if np.all(np.isfinite(estimate.low)):
+        ax.fill_between(x, estimate.low, estimate.high, color=color, alpha=0.2, linewidth=0)
+
+
+def _error(estimate: Estimate) -> np.ndarray | None:
+    if not np.all(np.isfinite(estimate.low)):
+        return None
+    return np.vstack([estimate.mean - estimate.low, estimate.high - estimate.mean])
+
+
+def _row_worth(rows: int | None) -> str:
+    return f"one row = {100 / rows:.2g} pp" if rows else ""
 
 
 def _plane(data: Dataset) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:

@@ -7,17 +7,15 @@ it), its summary, and each field's type, default and bounds.
 from __future__ import annotations
 
 import sys
-from dataclasses import fields
 
-from polyexp.config import PLUGIN_GROUPS
+from polyexp.config import GROUPS
 from polyexp.registry import import_plugin_modules
-from polyexp.window import PRESETS, Window
 
 
 def describe(groups: list[str] | None = None) -> str:
     import_plugin_modules()
     lines: list[str] = []
-    for registry in PLUGIN_GROUPS:
+    for registry in GROUPS:
         if groups and registry.group not in groups:
             continue
         lines.append(f"{registry.group}  (choose with {registry.group}=NAME, set fields with "
@@ -26,18 +24,12 @@ def describe(groups: list[str] | None = None) -> str:
             lines.append(f"  {plugin.name}  [{plugin.source}]  {plugin.summary}")
             lines += [f"      {p.name}: {p.describe()}" for p in plugin.params]
         lines.append("")
-    if not groups or "window" in groups:
-        lines.append("window  (choose with window=NAME, set fields with window.FIELD=VALUE)")
-        for name, preset in PRESETS.items():
-            values = ", ".join(f"{f.name}={getattr(preset, f.name)}" for f in fields(Window))
-            lines.append(f"  {name}  [built in]  {values}")
-        lines.append("")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     groups = sys.argv[1:] if argv is None else argv
-    known = {r.group for r in PLUGIN_GROUPS} | {"window"}
+    known = {r.group for r in GROUPS}
     unknown = [g for g in groups if g not in known]
     if unknown:
         print(f"unknown group {unknown[0]!r}; groups: {', '.join(sorted(known))}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Registries of plugins: a plugin is one function, and its signature is its typed config.
+"""Typed fields and registries of plugins: a plugin is one function, and its signature is its config.
 
 A registry's call arguments come first in the signature (a weighting takes ``n``); every parameter
 after them is a config field, typed by its hint (``int``, ``float``, ``bool``, ``str``, a
@@ -16,6 +16,15 @@ A registered function is usable from the command line with no YAML to write::
 
     # python -m polyexp averaging=harmonic averaging.power=2
 
+The top-level settings (``polyexp.config.Settings``) are declared the same way, as a dataclass whose
+field hints carry the bounds, so one mechanism types, checks and describes every field. A hint may
+also say what a field :class:`Affects`; ``polyexp.identity`` reads that to decide which fields
+identify a result.
+
+A registry may offer *context* to its plugins: a parameter named after a context entry (a weighting's
+``validation``) is not a config field but is passed in by the framework, so a plugin asks for what
+it needs by naming it.
+
 Installed packages add plugins through the entry-point group ``polyexp.<group>`` (for example
 ``polyexp.averaging``): an entry point names a function, registered under the entry point's name,
 or a module that registers its plugins when imported. Modules that are not installed can be named
@@ -26,6 +35,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import enum
 import functools
 import importlib
 import inspect
@@ -40,12 +50,28 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Annotated, Any, Literal, Optional, Union
 
-from omegaconf import MISSING
-
 from polyexp.errors import ConfigError, PluginError, PolyexpError
 
 _SCALARS = (bool, int, float, str)
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+
+
+class _Missing:
+    """A field without a default: the user must set it (``???`` in Hydra)."""
+
+    def __repr__(self) -> str:
+        return "???"
+
+
+MISSING: Any = _Missing()
+
+
+class Affects(enum.Enum):
+    """What a config field changes. Fields affect training unless their hint says otherwise."""
+
+    TRAINING = "training"  # the trained trajectory, and so every number computed from it
+    SCORING = "scoring"  # the numbers computed from a trajectory, not the trajectory
+    NOTHING = "nothing"  # where and how a job runs, never a number
 
 
 @dataclass(frozen=True)
@@ -81,20 +107,29 @@ def Le(limit: float) -> Bound:  # noqa: N802
 
 @dataclass(frozen=True)
 class Param:
-    """One config field of a plugin, read off a parameter of its function."""
+    """One config field: a plugin parameter or a settings field, read off its type hint."""
 
     name: str
-    type: Any  # the type OmegaConf enforces: a scalar, List[scalar] or Optional[...]
-    default: Any = MISSING  # MISSING: the user must set it
+    type: Any  # the type OmegaConf enforces: a scalar, List[scalar], Optional[...] or a settings dataclass
+    default: Any = MISSING
     bounds: tuple[Bound, ...] = ()  # on the value, or on each item of a list
     choices: tuple[Any, ...] = ()  # from Literal[...]
+    affects: Affects | None = None  # None: what the group or settings class decides
+
+    @property
+    def nested(self) -> bool:
+        """A field that is a settings dataclass of its own (``tracking``, ``cache``)."""
+        return dataclasses.is_dataclass(self.type)
 
     def check(self, value: Any, key: str) -> None:
         """Raise ConfigError naming ``key`` when ``value`` breaks a bound or a choice."""
-        items = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
-        if isinstance(value, Sequence) and not isinstance(value, str) and not value:
+        if self.nested:
+            check_fields(fields_of(self.type), value, key)
+            return
+        is_list = isinstance(value, Sequence) and not isinstance(value, str)
+        if is_list and not value:
             raise ConfigError.field(key, value, "the list must not be empty")
-        for item in items:
+        for item in value if is_list else [value]:
             if item is None:
                 continue
             if self.choices and item not in self.choices:
@@ -103,7 +138,7 @@ class Param:
             if isinstance(item, float) and not math.isfinite(item):
                 raise ConfigError.field(key, value, "it must be a finite number")
             if not all(bound.allows(item) for bound in self.bounds):
-                each = " each" if items is value else ""
+                each = " each" if is_list else ""
                 rule = " and ".join(map(str, self.bounds))
                 raise ConfigError.field(key, value, f"it must{each} be {rule}")
 
@@ -112,19 +147,78 @@ class Param:
         text = _type_name(self.type)
         if self.default is not MISSING:
             text += f" = {self.default!r}"
-        each = "each " if typing.get_origin(self.type) is list else ""
+        each = "each " if typing.get_origin(_without_none(self.type)) is list else ""
         rules = [each + str(b) for b in self.bounds] + ([f"one of {list(self.choices)}"] if self.choices else [])
         return f"{text} ({', '.join(rules)})" if rules else text
 
 
+def fields_of(cls: type) -> tuple[Param, ...]:
+    """The fields of a settings dataclass, typed, bounded and marked by their ``Annotated`` hints."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    params = []
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = MISSING
+        hint, extras = _strip_annotated(hints[f.name])
+        if dataclasses.is_dataclass(hint):
+            params.append(Param(f.name, hint, default, affects=_affects(extras)))
+        else:
+            params.append(_param(f.name, hints[f.name], default))
+    return tuple(params)
+
+
+def check_fields(params: Sequence[Param], values: Mapping[str, Any], prefix: str = "") -> None:
+    """Check every value against its field; a ConfigError names the first bad one (``prefix.name``)."""
+    known = {p.name for p in params}
+    for key in values:
+        if key not in known:
+            raise ConfigError(f"{prefix}{key} is not a setting; settings: {', '.join(sorted(known))}")
+    for p in params:
+        if p.name in values:
+            p.check(values[p.name], f"{prefix}{p.name}")
+
+
+def build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
+    """An instance of the settings dataclass ``cls`` from checked ``values`` (missing ones: defaults)."""
+    params = fields_of(cls)
+    check_fields(params, values, prefix)
+    kwargs = {}
+    for p in params:
+        if p.name not in values:
+            continue
+        value = values[p.name]
+        kwargs[p.name] = build(p.type, value, f"{prefix}{p.name}.") if p.nested else _plain(value)
+    return cls(**kwargs)
+
+
+def config_class(name: str, params: Sequence[Param]) -> type:
+    """A dataclass of ``params`` that Hydra's ConfigStore and OmegaConf accept (bounds stripped)."""
+    fields: list[tuple[str, Any, Any]] = []
+    for p in params:
+        if p.nested:
+            nested = config_class(p.type.__name__, fields_of(p.type))
+            fields.append((p.name, nested, dataclasses.field(default_factory=nested)))
+        elif isinstance(p.default, list):
+            fields.append((p.name, p.type, dataclasses.field(default_factory=functools.partial(list, p.default))))
+        else:
+            default = "???" if p.default is MISSING else p.default
+            fields.append((p.name, p.type, dataclasses.field(default=default)))
+    return dataclasses.make_dataclass(name, fields)
+
+
 @dataclass(frozen=True)
 class Plugin:
-    """A registered function and the config fields read off its signature."""
+    """A registered function, the config fields read off its signature and the context it asks for."""
 
     group: str
     name: str
     fn: Callable[..., Any]
     params: tuple[Param, ...]
+    context: tuple[str, ...] = ()  # names of the registry's context entries the function takes
 
     @property
     def label(self) -> str:
@@ -147,32 +241,27 @@ class Plugin:
 
     def config_class(self) -> type:
         """A dataclass of the plugin's fields (and its name), for Hydra's ConfigStore."""
-        fields: list[tuple[str, Any, Any]] = [("name", str, dataclasses.field(default=self.name))]
-        for p in self.params:
-            if isinstance(p.default, list):
-                default = dataclasses.field(default_factory=functools.partial(list, p.default))
-            else:
-                default = dataclasses.field(default=p.default)
-            fields.append((p.name, p.type, default))
-        return dataclasses.make_dataclass(f"{self.group}_{self.name}", fields)
+        return config_class(f"{self.group}_{self.name}", (Param("name", str, self.name), *self.params))
 
-    def bind(self, config: Mapping[str, Any]) -> Callable[..., Any]:
+    def bind(self, config: Mapping[str, Any]) -> BoundPlugin:
         """Check ``config`` against the fields and return the plugin with its config applied."""
         known = {p.name for p in self.params} | {"name"}
         for key in config:
             if key not in known:
-                fields = ", ".join(sorted(known - {"name"})) or "none"
-                raise ConfigError(
-                    f"{self.group}.{key} is not a field of {self.label}; its fields: {fields}"
-                )
-        kwargs = {}
+                raise ConfigError(f"{self.group}.{key} is not a field of {self.label}; {self.fields_text()}")
+        values = {}
         for p in self.params:
             value = config.get(p.name, p.default)
             if value is MISSING or value == "???":
                 raise ConfigError(f"{self.group}.{p.name} is required by {self.label}: set it")
             p.check(value, f"{self.group}.{p.name}")
-            kwargs[p.name] = value
-        return functools.partial(self, **kwargs)
+            values[p.name] = _plain(value)
+        return BoundPlugin(self, values)
+
+    def fields_text(self) -> str:
+        """``its fields: alpha`` (or ``it has no fields``), for messages."""
+        names = [p.name for p in self.params]
+        return f"its fields: {', '.join(names)}" if names else "it has no fields"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -183,16 +272,53 @@ class Plugin:
             raise PluginError(f"{self.label} failed: {type(exc).__name__}: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class BoundPlugin:
+    """A plugin with its config applied: call it with the registry's call arguments (and context)."""
+
+    plugin: Plugin
+    config: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.plugin.name
+
+    @property
+    def label(self) -> str:
+        return self.plugin.label
+
+    @property
+    def wants(self) -> tuple[str, ...]:
+        """The context entries the plugin asks for (empty for a plain plugin)."""
+        return self.plugin.context
+
+    def __call__(self, *args: Any, **context: Any) -> Any:
+        missing = [name for name in self.wants if name not in context]
+        if missing:
+            raise PluginError(f"{self.label} needs {', '.join(missing)}, which is not available here")
+        return self.plugin(*args, **self.config, **{name: context[name] for name in self.wants})
+
+
 class Registry:
     """The plugins of one config group, by name.
 
-    ``call_args`` names the arguments the framework passes to every plugin of the group; the
-    parameters after them are config fields.
+    ``call_args`` names the arguments the framework passes to every plugin of the group; ``context``
+    names what a plugin may ask for by taking a parameter of that name; the other parameters are
+    config fields. ``affects`` says what the group's fields change (see :class:`Affects`).
     """
 
-    def __init__(self, group: str, call_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        group: str,
+        call_args: Sequence[str] = (),
+        *,
+        context: Sequence[str] = (),
+        affects: Affects = Affects.TRAINING,
+    ) -> None:
         self.group = group
         self.call_args = tuple(call_args)
+        self.context = tuple(context)
+        self.affects = affects
         self._plugins: dict[str, Plugin] = {}
         self._entry_points_loaded = False
 
@@ -204,7 +330,8 @@ class Registry:
             existing = self._plugins.get(key)
             if existing is not None and existing.fn is not f:
                 raise ValueError(f"{self.group} plugin {key!r} is already registered by {existing.source}")
-            self._plugins[key] = Plugin(self.group, key, f, _read_params(self.group, key, f, self.call_args))
+            params, context = _read_signature(f"{self.group} plugin {key!r}", f, self.call_args, self.context)
+            self._plugins[key] = Plugin(self.group, key, f, params, context)
             return f
 
         return add(fn) if fn is not None else add
@@ -218,6 +345,10 @@ class Registry:
             )
         return self._plugins[name]
 
+    def __contains__(self, name: str) -> bool:
+        self.load_entry_points()
+        return name in self._plugins
+
     def __iter__(self) -> Iterator[Plugin]:
         self.load_entry_points()
         return iter(sorted(self._plugins.values(), key=lambda p: p.name))
@@ -225,7 +356,7 @@ class Registry:
     def names(self) -> list[str]:
         return [p.name for p in self]
 
-    def bind(self, config: Mapping[str, Any]) -> Callable[..., Any]:
+    def bind(self, config: Mapping[str, Any]) -> BoundPlugin:
         """The plugin ``config.name`` with the rest of ``config`` applied."""
         return self[config["name"]].bind(config)
 
@@ -258,22 +389,24 @@ def import_plugin_modules() -> None:
             raise ConfigError(f"POLYEXP_PLUGINS names {name!r}, which cannot be imported: {exc}") from exc
 
 
-def _read_params(
-    group: str, name: str, fn: Callable[..., Any], call_args: tuple[str, ...]
-) -> tuple[Param, ...]:
-    label = f"{group} plugin {name!r}"
+def _read_signature(
+    label: str, fn: Callable[..., Any], call_args: tuple[str, ...], context: tuple[str, ...]
+) -> tuple[tuple[Param, ...], tuple[str, ...]]:
     signature = inspect.signature(fn)
     hints = _parameter_hints(fn)
     parameters = list(signature.parameters.values())
     positional = [
         p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ][: len(call_args)]
-    if len(positional) < len(call_args):
+    if len(positional) < len(call_args) or any(p.name in context for p in positional):
         raise TypeError(f"{label} must take ({', '.join(call_args)}) first, then its config fields")
-    params = []
+    params, wanted = [], []
     for p in parameters[len(positional):]:
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             raise TypeError(f"{label}: *{p.name} cannot be a config field; name each field")
+        if p.name in context:
+            wanted.append(p.name)
+            continue
         default = MISSING if p.default is p.empty else p.default
         hint = hints.get(p.name)
         if hint is None and p.default is not p.empty and isinstance(default, _SCALARS):
@@ -284,7 +417,7 @@ def _read_params(
             params.append(_param(p.name, hint, default))
         except TypeError as exc:
             raise TypeError(f"{label}: parameter {p.name!r}: {exc}") from None
-    return tuple(params)
+    return tuple(params), tuple(wanted)
 
 
 def _parameter_hints(fn: Callable[..., Any]) -> dict[str, Any]:
@@ -295,7 +428,7 @@ def _parameter_hints(fn: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _param(name: str, hint: Any, default: Any) -> Param:
-    hint, bounds = _strip_annotated(hint)
+    hint, extras = _strip_annotated(hint)
     optional = False
     if typing.get_origin(hint) in (Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -303,7 +436,8 @@ def _param(name: str, hint: Any, default: Any) -> Param:
             raise TypeError(f"unions other than Optional[X] are not supported: {hint}")
         hint, optional = args[0], True
         hint, more = _strip_annotated(hint)
-        bounds += more
+        extras += more
+    bounds = tuple(e for e in extras if isinstance(e, Bound))
     choices: tuple[Any, ...] = ()
     origin = typing.get_origin(hint)
     if origin is Literal:
@@ -316,7 +450,8 @@ def _param(name: str, hint: Any, default: Any) -> Param:
         args = typing.get_args(hint)
         if not args or (origin is tuple and (len(args) != 2 or args[1] is not Ellipsis)):
             raise TypeError(f"give the item type, as list[int]: {hint}")
-        item, bounds = _strip_annotated(args[0])
+        item, item_extras = _strip_annotated(args[0])
+        bounds += tuple(e for e in item_extras if isinstance(e, Bound))
         if item not in _SCALARS:
             raise TypeError(f"list items must be bool, int, float or str: {hint}")
         value_type = typing.List[item]  # noqa: UP006 - OmegaConf wants typing.List
@@ -328,19 +463,37 @@ def _param(name: str, hint: Any, default: Any) -> Param:
         raise TypeError(f"type {hint} is not supported; use bool, int, float, str, Literal or list")
     if optional:
         value_type = Optional[value_type]  # noqa: UP045 - OmegaConf wants typing.Optional
-    return Param(name, value_type, default, bounds, choices)
+    return Param(name, value_type, default, bounds, choices, _affects(extras))
 
 
-def _strip_annotated(hint: Any) -> tuple[Any, tuple[Bound, ...]]:
+def _strip_annotated(hint: Any) -> tuple[Any, tuple[Any, ...]]:
     if typing.get_origin(hint) is Annotated:
         base, *extras = typing.get_args(hint)
-        return base, tuple(e for e in extras if isinstance(e, Bound))
+        return base, tuple(extras)
     return hint, ()
+
+
+def _affects(extras: Sequence[Any]) -> Affects | None:
+    marks = [e for e in extras if isinstance(e, Affects)]
+    return marks[-1] if marks else None
+
+
+def _without_none(t: Any) -> Any:
+    if typing.get_origin(t) is Union:
+        return next(a for a in typing.get_args(t) if a is not type(None))
+    return t
 
 
 def _type_name(t: Any) -> str:
     if typing.get_origin(t) is Union:
-        return f"{_type_name(typing.get_args(t)[0])} | None"
+        return f"{_type_name(_without_none(t))} | None"
     if typing.get_origin(t) is list:
         return f"list[{_type_name(typing.get_args(t)[0])}]"
     return getattr(t, "__name__", str(t))
+
+
+def _plain(value: Any) -> Any:
+    """A config value as plain Python: OmegaConf's ListConfig becomes a list."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_plain(v) for v in value]
+    return value

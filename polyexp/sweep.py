@@ -1,11 +1,14 @@
-"""Sweeps: one MLflow parent run per Hydra multirun, summarising its jobs.
+"""Sweeps: one MLflow parent run per sweep, summarising its jobs, kept across re-runs of the command.
 
-:class:`LaunchCallback` (enabled in ``conf/config.yaml``) runs in the launching process. Before any job
-starts it creates the tracking store, the experiment and the parent run, so parallel jobs never race
-to create a fresh SQLite store, and writes ``polyexp_sweep.json`` into the sweep folder, where each
-job finds its parent. When the sweep ends, the parent gets a comparison plot (ensemble accuracy
-against n, one line per job), a table of the jobs, and which jobs failed and why, read from the
-reports the jobs leave in their folders. Hydra skips ``on_multirun_end`` when a job fails, so
+The parent is opened in the launching process before any job starts (by ``polyexp.sweeper`` once it
+has checked every job, or by :class:`LaunchCallback` under another sweeper such as Optuna), so
+parallel jobs never race to create a fresh SQLite store; ``polyexp_sweep.json`` in the sweep folder
+tells each job its parent. Running a sweep's command again continues under the same parent run (its
+tag ``polyexp.sweep_key`` identifies the command): skipped jobs stay its children, re-run jobs join it.
+
+When the sweep ends, the parent gets its jobs ranked by their validation score, each with its test
+accuracy and interval (``sweep_results.csv``, ``sweep_comparison.png``), which jobs failed and why,
+and the command prints the ranking. Hydra skips ``on_multirun_end`` when a job fails, so
 ``polyexp.app.cli`` closes any sweep still open when Hydra returns.
 """
 
@@ -18,7 +21,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,32 +29,37 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from polyexp.config import Plan
 from polyexp.errors import PolyexpError
-from polyexp.files import atomic_write, make_folder, write_text
+from polyexp.files import make_folder, write_text
 from polyexp.job import JOB_REPORT, Job, JobResult, Sweep, read_job_report
 
 if TYPE_CHECKING:
+    from polyexp.identity import Identity
     from polyexp.tracking import Store
 
 log = logging.getLogger(__name__)
 
 SWEEP_FILE = "polyexp_sweep.json"
-_BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+POLYEXP_SWEEPER = "hydra_plugins.polyexp_sweeper.PolyexpSweeper"
+# Overrides that never change a job's numbers, so they do not make another sweep.
+_NOT_THE_SWEEP = ("hydra.", "hydra/", "tracking.", "cache.", "threads", "verbose")
 
 _open_sweeps: dict[Path, tuple[Sweep, Any]] = {}  # folder -> (sweep, MLflow client)
 
 
 class LaunchCallback(Callback):
-    """Hydra callback: check a run's output folder first; open and close a sweep's parent run."""
+    """Hydra callback: check a run's output folder first; open (under a foreign sweeper) and close a sweep."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        with _stop_on_error():
+        with stop_on_error():
             make_folder(Path(config.hydra.runtime.cwd) / config.hydra.run.dir, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        with _stop_on_error():
-            open_sweep(config)
+        if config.hydra.sweeper.get("_target_") == POLYEXP_SWEEPER:
+            return  # polyexp's sweeper opens the sweep once it has checked every job
+        with stop_on_error():
+            open_sweep(config, list(config.hydra.overrides.task), num_jobs=None, swept_keys=swept_keys_of(
+                list(config.hydra.overrides.task)))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         close_sweeps()
@@ -62,8 +70,8 @@ class LaunchCallback(Callback):
 
 
 @contextlib.contextmanager
-def _stop_on_error() -> Iterator[None]:
-    # Hydra turns a callback's exceptions into warnings and carries on; these must stop the command.
+def stop_on_error() -> Iterator[None]:
+    """Stop the command on a PolyexpError with its one line (Hydra turns a callback's exceptions into warnings)."""
     try:
         yield
     except PolyexpError as exc:
@@ -73,48 +81,84 @@ def _stop_on_error() -> Iterator[None]:
         raise SystemExit(1) from None
 
 
-def open_sweep(config: DictConfig) -> Sweep:
+def sweep_name(overrides: Sequence[str]) -> str:
+    """A short name for the sweep's parent run: ``sweep exp alpha=1,2,4``."""
+    parts = []
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.startswith(_NOT_THE_SWEEP):
+            continue
+        parts.append(value if key == "averaging" else f"{key.removeprefix('averaging.')}={value}")
+    return "sweep " + (" ".join(parts) or "(defaults)")
+
+
+def sweep_key(overrides: Sequence[str], experiment: str) -> str:
+    """What identifies a sweep's command across re-runs: its overrides (those that change numbers)."""
+    from polyexp.identity import digest
+
+    return digest({"experiment": experiment, "overrides": sorted(o for o in overrides
+                                                                 if not o.startswith(_NOT_THE_SWEEP))})
+
+
+def open_sweep(config: DictConfig, overrides: list[str], num_jobs: int | None, swept_keys: Sequence[str]) -> Sweep:
+    """Open the sweep's parent run, or reopen the one an earlier run of the same command left."""
     from polyexp import tracking
 
     launch_dir = Path(config.hydra.runtime.cwd)
     folder = (launch_dir / config.hydra.sweep.dir).resolve()
     make_folder(folder, "hydra.sweep.dir")
-    overrides = list(config.hydra.overrides.task)
-    num_jobs, swept_keys = count_jobs(config, overrides)
     store = tracking.open_store(config.tracking.uri, config.tracking.experiment, launch_dir)
+    key = sweep_key(overrides, config.tracking.experiment)
     tags = {
         tracking.TAG_PREFIX + "role": "sweep",
+        tracking.TAG_PREFIX + "sweep_key": key,
         tracking.TAG_PREFIX + "sweep_dir": str(folder),
         tracking.TAG_PREFIX + "overrides": " ".join(overrides),
         **tracking.git_commit(launch_dir),
     }
-    name = "sweep " + " ".join(overrides)
-    run = tracking.guarded(store.client.create_run, store.experiment_id, run_name=name, tags=tags)
-    sweep = Sweep(folder, run.info.run_id, num_jobs, swept_keys)
+    earlier = tracking.find_run(store, {"role": "sweep", "sweep_key": key})
+    if earlier is None:
+        run_id = tracking.guarded(store.client.create_run, store.experiment_id, run_name=sweep_name(overrides),
+                                  tags=tags).info.run_id
+        log.info("sweep of %s jobs: parent run %s in %s", num_jobs or "?", run_id, store.uri)
+    else:
+        run_id = earlier.info.run_id
+        tracking.reopen_run(store.client, run_id, tags)
+        log.info("sweep of %s jobs: continuing under the parent run %s (%s) in %s", num_jobs or "?", run_id,
+                 earlier.info.run_name, store.uri)
+    sweep = Sweep(folder, run_id, num_jobs, tuple(swept_keys))
     write_text(folder / SWEEP_FILE, json.dumps({
-        "parent_run_id": sweep.parent_run_id, "num_jobs": num_jobs, "swept_keys": list(swept_keys),
+        "parent_run_id": run_id, "num_jobs": num_jobs, "swept_keys": list(swept_keys),
+        "experiment_id": store.experiment_id, "tracking_uri": store.uri,
     }))
-    _open_sweeps[folder] = (sweep, store.client)
-    log.info("sweep of %s jobs, parent run %s in %s", num_jobs or "?", sweep.parent_run_id, store.uri)
+    _open_sweeps[folder] = (sweep, store)
     return sweep
 
 
-def finished_run(store: Store, experiment: Plan, job: Job) -> JobResult | None:
-    """The result of the FINISHED run with this job's exact config, if the experiment has one.
+def swept_keys_of(overrides: list[str]) -> tuple[str, ...]:
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return tuple(o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override())
+
+
+def finished_run(store: Store, identity: Identity, job: Job) -> JobResult | None:
+    """The result of the FINISHED run with this job's identity, if the experiment has one.
 
     Re-running a sweep's command skips such jobs, so an interrupted sweep resumes where it stopped.
     """
     from polyexp import tracking
 
-    found = tracking.find_finished_run(store, experiment.config_hash)
+    found = tracking.find_run(store, {"job_key": identity.key}, status="FINISHED")
     if found is None:
         return None
     run_id = found.info.run_id
-    log.info("%s: skipped, its config already has the FINISHED run %s (%s)", job.label, run_id, found.info.run_name)
+    log.info("%s: skipped, its identity already has the FINISHED run %s (%s)", job.label, run_id,
+             found.info.run_name)
+    metrics = found.data.metrics
     return JobResult(
         "skipped", found.info.run_name, list(job.overrides), run_id=run_id,
-        single_acc=tracking.metric_series(store.client, run_id, "single_acc"),
-        ensemble_acc=tracking.metric_series(store.client, run_id, "ensemble_acc"),
+        summary={k: v for k, v in metrics.items() if k.startswith(("selected_", "ensemble_selected_"))},
+        test_average_acc=tracking.metric_series(store.client, run_id, "test_average_acc"),
+        test_rows=int(found.data.tags.get(tracking.TAG_PREFIX + "test_rows", 0)) or None,
     )
 
 
@@ -127,27 +171,17 @@ def read_sweep(folder: Path) -> Sweep | None:
     return Sweep(folder.resolve(), found["parent_run_id"], found["num_jobs"], tuple(found["swept_keys"]))
 
 
-def count_jobs(config: DictConfig, overrides: list[str]) -> tuple[int | None, tuple[str, ...]]:
-    """How many jobs the sweep will run (None if the sweeper cannot tell), and the swept keys."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    swept = tuple(o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override())
-    sweeper = config.hydra.sweeper
-    if sweeper.get("_target_") != _BASIC_SWEEPER or sweeper.get("params"):
-        return None, swept
-    return len(BasicSweeper.split_arguments(parsed, None)[0]), swept
-
-
 def close_sweeps(interrupted: bool = False) -> None:
     """Summarise and end every sweep this process opened and has not closed yet."""
     while _open_sweeps:
-        _, (sweep, client) = _open_sweeps.popitem()
-        close_sweep(sweep, client, interrupted)
+        _, (sweep, store) = _open_sweeps.popitem()
+        close_sweep(sweep, store, interrupted)
 
 
-def close_sweep(sweep: Sweep, client: Any, interrupted: bool = False) -> None:
-    from polyexp import plots, tracking
+def close_sweep(sweep: Sweep, store: Store, interrupted: bool = False) -> None:
+    from polyexp import tracking
+    from polyexp.outputs import write_png
+    from polyexp.plots import sweep_figure
 
     reports = [(path.parent.name, read_job_report(path)) for path in sorted(sweep.folder.rglob(JOB_REPORT))]
     reports.sort(key=lambda item: int(item[0]) if item[0].isdigit() else item[0])
@@ -156,19 +190,16 @@ def close_sweep(sweep: Sweep, client: Any, interrupted: bool = False) -> None:
     for job, result in failed:
         log.error("sweep: job %s (%s) failed: %s", job, result.run_name, result.error)
 
+    ranked = rank(reports)
     table = sweep.folder / "sweep_results.csv"
-    write_text(table, _table(reports))
-    lines = {r.run_name: r.ensemble_acc for _, r in reports if r.ensemble_acc}
-    distinct = {tuple(r.single_acc): r.run_name for _, r in reports if r.single_acc}
-    singles = {
-        f"single checkpoints ({name})" if len(distinct) > 1 else "single checkpoints": list(values)
-        for values, name in distinct.items()
-    }
+    write_text(table, _table(reports, ranked))
     figure_path = sweep.folder / "sweep_comparison.png"
-    figure = plots.sweep_figure(lines, singles)
-    atomic_write(figure_path, lambda handle: figure.savefig(handle, format="png"))
+    scored = [_plot_row(r) for _, r in ranked]
+    if scored:
+        write_png(figure_path, sweep_figure(scored, next((r.test_rows for _, r in ranked if r.test_rows), None)))
+        print_ranking(ranked)
 
-    run_id = sweep.parent_run_id
+    run_id, client = sweep.parent_run_id, store.client
     counts = {status: sum(r.status == status for _, r in reports) for status in ("finished", "skipped", "failed")}
     status = "KILLED" if interrupted else "FAILED" if failed or missing else "FINISHED"
     try:
@@ -177,7 +208,7 @@ def close_sweep(sweep: Sweep, client: Any, interrupted: bool = False) -> None:
         if failed:
             summary = "\n".join(f"job {job} ({r.run_name}): {r.error}" for job, r in failed)
             tracking.log_tags(client, run_id, {"failed_jobs": summary[:5000]})
-        for path in (table, figure_path):
+        for path in (table, figure_path) if scored else (table,):
             tracking.guarded(client.log_artifact, run_id, str(path))
     except Exception as exc:
         log.warning("could not log the sweep summary to run %s: %s (it is in %s)", run_id, exc, sweep.folder)
@@ -186,15 +217,51 @@ def close_sweep(sweep: Sweep, client: Any, interrupted: bool = False) -> None:
              sweep.folder)
 
 
-def _table(reports: list[tuple[str, JobResult]]) -> str:
+def rank(reports: list[tuple[str, JobResult]]) -> list[tuple[str, JobResult]]:
+    """The jobs with a validation score, best first (what the sweep selects on: validation only)."""
+    scored = [(job, r) for job, r in reports if r.selected_val_acc is not None]
+    return sorted(scored, key=lambda item: -item[1].selected_val_acc)
+
+
+def print_ranking(ranked: list[tuple[str, JobResult]]) -> None:
+    """The sweep's summary table on stdout: jobs ranked on validation, with their test numbers."""
+    width = max(len(r.run_name) for _, r in ranked)
+    print(f"\nsweep: {len(ranked)} jobs ranked on validation; test accuracy of each job's selected n "
+          "(mean over seeds [95% CI])")
+    print(f"  {'rank':<5}{'job':<{width + 2}}{'n':>3}  {'val':<7}{'test':<24}gain over the last checkpoint")
+    for place, (_, r) in enumerate(ranked, start=1):
+        s = r.summary
+        print(f"  {place:<5}{r.run_name:<{width + 2}}{int(s['selected_n']):>3}  {s['selected_val_acc']:<7.3f}"
+              f"{_interval(s, 'selected_test_acc'):<24}{_interval(s, 'selected_gain_vs_last', '+.3f')}")
+    sys.stdout.flush()
+
+
+def _interval(summary: dict[str, float], key: str, form: str = ".3f") -> str:
+    low, high = summary.get(f"{key}_ci_low"), summary.get(f"{key}_ci_high")
+    text = f"{summary[key]:{form}}"
+    return text if low is None or high is None or low != low else f"{text} [{low:{form}}, {high:{form}}]"
+
+
+def _plot_row(result: JobResult) -> dict[str, Any]:
+    s = result.summary
+    return {"name": result.run_name, "selected_val_acc": s["selected_val_acc"],
+            **{f"selected_test_acc{p}": s.get(f"selected_test_acc{p}", float("nan"))
+               for p in ("", "_ci_low", "_ci_high")},
+            "test_average_acc": result.test_average_acc}
+
+
+def _table(reports: list[tuple[str, JobResult]], ranked: list[tuple[str, JobResult]]) -> str:
+    places = {job: i for i, (job, _) in enumerate(ranked, start=1)}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    k = max((len(r.ensemble_acc) for _, r in reports), default=0)
-    writer.writerow(["job", "run_name", "status", "run_id", "trajectory", "best_ensemble_acc",
-                     "best_ensemble_n", "error", *(f"ensemble_acc_{n}" for n in range(1, k + 1))])
-    for job, r in reports:
-        best = r.best_ensemble_acc
-        best_n = r.ensemble_acc.index(best) + 1 if best is not None else ""
-        writer.writerow([job, r.run_name, r.status, r.run_id or "", r.trajectory or "",
-                         "" if best is None else best, best_n, r.error or "", *r.ensemble_acc])
+    k = max((len(r.test_average_acc) for _, r in reports), default=0)
+    numbers = [f"{key}{part}" for key in ("selected_val_acc", "selected_test_acc", "selected_gain_vs_last")
+               for part in ("", "_ci_low", "_ci_high")]
+    writer.writerow(["job", "rank", "run_name", "status", "run_id", "trajectory", "selected_n", *numbers, "error",
+                     *(f"test_average_acc_{n}" for n in range(1, k + 1))])
+    for job, r in sorted(reports, key=lambda item: places.get(item[0], len(places) + 1)):
+        s = r.summary
+        writer.writerow([job, places.get(job, ""), r.run_name, r.status, r.run_id or "", r.trajectory or "",
+                         s.get("selected_n", ""), *(s.get(key, "") for key in numbers), r.error or "",
+                         *r.test_average_acc])
     return buffer.getvalue()

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
@@ -157,17 +157,25 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: Iterable[tuple[str, 
         guarded(client.log_batch, run_id, metrics=items[start : start + _BATCH_METRICS])
 
 
-def find_finished_run(store: Store, config_hash: str) -> Any | None:
-    """The latest FINISHED run of the store's experiment tagged with ``config_hash``, or None."""
+def find_run(store: Store, tags: Mapping[str, str], status: str | None = None) -> Any | None:
+    """The latest run of the store's experiment with these ``polyexp.`` tags (and status), or None."""
+    conditions = [f"tags.`{TAG_PREFIX}{key}` = '{value}'" for key, value in tags.items()]
+    if status is not None:
+        conditions.append(f"attributes.status = '{status}'")
     runs = guarded(
         store.client.search_runs,
         [store.experiment_id],
-        filter_string=f"tags.`{TAG_PREFIX}config_hash` = '{config_hash}' "
-        f"and attributes.status = '{RunStatus.to_string(RunStatus.FINISHED)}'",
+        filter_string=" and ".join(conditions),
         max_results=1,
         order_by=["attributes.start_time DESC"],
     )
     return runs[0] if runs else None
+
+
+def reopen_run(client: MlflowClient, run_id: str, tags: Mapping[str, str]) -> None:
+    """Mark an ended run RUNNING again, with ``tags`` updated: a resumed sweep's parent."""
+    guarded(client.log_batch, run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
+    guarded(client.update_run, run_id, status="RUNNING")
 
 
 def metric_series(client: MlflowClient, run_id: str, key: str) -> list[float]:

@@ -1,23 +1,38 @@
-"""Training: a compiled TensorFlow loop that runs many epochs per call and keeps the window.
+"""Training: one compiled TensorFlow loop that trains a group of seeds together and keeps the window.
 
-The semantics are Keras' ``fit(shuffle=True)``: every epoch visits the training rows in a fresh
-random order, in batches of ``batch_size`` (the last one smaller), one optimizer step per batch,
-loss categorical cross-entropy plus the model's own losses. After every epoch the model is scored on
-the whole training and test splits (``fit`` reports a running mean over the epoch's batches
-instead). The window's checkpoints are copied inside the graph into ``K`` preallocated slots, so
-memory holds the model, its optimizer and ``K`` copies of the weights, never more.
+The semantics are Keras' ``fit(shuffle=True)``, per seed: every epoch visits the training rows in a
+fresh random order, in batches of ``batch_size`` (the last one smaller), one optimizer step per
+batch, loss categorical cross-entropy plus the model's own losses. Seed ``s`` initialises its model
+after ``keras.utils.set_random_seed(s)`` and orders epoch ``e``'s rows by ``(s, e)`` alone, so the
+numbers do not depend on how the epochs are split into calls. After every epoch each seed is scored
+on the whole training, validation and test splits (``fit`` reports a running mean over the epoch's
+batches instead).
 
-Epoch ``e``'s order depends only on ``(seed, e)``, so the numbers do not depend on how the epochs
-are split into calls::
+The S seeds' weights are stacked along a leading axis: Keras' ``stateless_call`` under
+``tf.vectorized_map`` computes every seed's gradients in one graph, and the optimizer (an elementwise
+one, as SGD and Adam are) steps the stacked variables as one model. A group of one seed runs the same
+loop without the vectorisation; so does a model that cannot be vectorised, one seed after another.
+The window's checkpoints are copied inside the graph into ``K`` preallocated slots.
 
-    trajectory = train(model, optimizer, data, epochs=500, batch_size=32,
-                       window=[500, 499, ..., 491], seed=0)
-    trajectory.checkpoints[0].shape     # (10, 2, 25): the first kernel of the 10 members
-    trajectory.history["test_acc"][-1]  # test accuracy after epoch 500
+In-training averages, updated inside the loop (off unless asked for):
+
+- ``ema_decays``: for each decay ``d``, an exponential moving average of the trainable weights,
+  updated after every optimizer step: the weights themselves after the first step, then
+  ``average = d * average + (1 - d) * weights`` (Keras' ``ema_momentum``, torch's EMA update).
+- ``swa_start``: the equal running mean of the trainable weights after every epoch from
+  ``swa_start`` on (torch's ``AveragedModel`` as ``swa_utils`` uses it).
+
+Their other weights (BatchNorm statistics) are the final model's::
+
+    trajectory = train(build_model, build_optimizer, data, seeds=[0, 1], epochs=500, batch_size=32,
+                       window=[500, 499, ..., 491])
+    trajectory.checkpoints[0].shape     # (2, 10, 2, 25): the first kernel of each seed's 10 members
+    trajectory.history["test_acc"][:, -1]   # each seed's test accuracy after epoch 500
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -26,63 +41,58 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from polyexp.data import Dataset
-from polyexp.errors import TrainingDiverged
+from polyexp.data import SPLITS, Dataset
+from polyexp.errors import PolyexpError, TrainingDiverged
+from polyexp.metrics import correct_and_cross_entropy, mean_cross_entropy
 from polyexp.trajectory import HISTORY_KEYS, Trajectory
 
-# Bump when a change to the loop changes the numbers it produces: it is part of the cache key.
-LOOP_VERSION = 1
+log = logging.getLogger(__name__)
 
 _SECONDS_PER_CALL = 0.25  # long enough to amortise a call, short enough for progress and Ctrl-C
 
 
 def train(
-    model: keras.Model,
-    optimizer: keras.optimizers.Optimizer,
+    build_model: Callable[[], keras.Model],
+    build_optimizer: Callable[[], keras.optimizers.Optimizer],
     data: Dataset,
     *,
+    seeds: Sequence[int],
     epochs: int,
     batch_size: int,
     window: Sequence[int],
-    seed: int,
+    ema_decays: Sequence[float] = (),
+    swa_start: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> Trajectory:
-    """Train ``model`` for ``epochs`` and keep its weights at the ``window`` epochs (newest first).
+    """Train one model per seed for ``epochs`` and keep their weights at the ``window`` epochs.
 
-    Raises TrainingDiverged, with the epoch, as soon as the training loss is NaN or infinite.
+    Raises TrainingDiverged, with the epoch and seed, as soon as a training loss is NaN or infinite.
     """
-    loop = _Loop(model, optimizer, data, epochs, batch_size, window, seed)
-    chunks: list[np.ndarray] = []
-    done, count = 0, 1  # the first call also traces the graph: keep it short
-    while done < epochs:
-        count = min(count, epochs - done)
-        started = time.perf_counter()
-        chunks.append(loop.run(tf.constant(done + 1), tf.constant(count)).numpy())
-        elapsed = time.perf_counter() - started
-        losses = chunks[-1][:, HISTORY_KEYS.index("train_loss")]
-        bad = np.flatnonzero(~np.isfinite(losses))
-        if bad.size:
-            epoch = done + int(bad[0]) + 1
-            history = {k: v[:epoch] for k, v in _history(chunks, data).items()}
-            raise TrainingDiverged(epoch, float(losses[bad[0]]), history)
-        done += count
+    models = []
+    for seed in seeds:
+        keras.utils.set_random_seed(seed)
+        models.append(build_model())
+    settings = dict(data=data, epochs=epochs, batch_size=batch_size, window=window,
+                    ema_decays=tuple(ema_decays), swa_start=swa_start)
+    if len(models) > 1:
+        try:
+            return _Loop(models, list(seeds), build_optimizer(), vectorize=True, **settings).train(on_progress)
+        except (PolyexpError, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            log.warning("the model cannot be trained as one vectorised group (%s: %s); "
+                        "training the %d seeds one after another", type(exc).__name__, str(exc)[:200], len(seeds))
+    done = 0
+
+    def progress(epochs_done: int) -> None:  # in epochs of the whole group
         if on_progress is not None:
-            on_progress(done)
-        grow = 16 if len(chunks) == 1 else _SECONDS_PER_CALL / max(elapsed, 1e-4)
-        count = max(1, min(int(count * grow), 8 * count))
-    return Trajectory(
-        epochs=np.asarray(window, dtype=np.int64),
-        names=[w.path for w in model.weights],
-        checkpoints=[v.numpy() for v in loop.slots],
-        history=_history(chunks, data),
-    )
+            on_progress((done + epochs_done) // len(seeds))
 
-
-def _history(chunks: list[np.ndarray], data: Dataset) -> dict[str, np.ndarray]:
-    history = np.concatenate(chunks).astype(np.float64)
-    history[:, 0] /= len(data.x_train)  # the graph counts correct predictions: exact accuracies
-    history[:, 2] /= len(data.x_test)
-    return {key: history[:, i] for i, key in enumerate(HISTORY_KEYS)}
+    parts = []
+    for model, seed in zip(models, seeds, strict=True):
+        parts.append(_Loop([model], [seed], build_optimizer(), vectorize=False, **settings).train(progress))
+        done += epochs
+    return _concatenate(parts)
 
 
 def configure_threads(threads: int) -> None:
@@ -102,74 +112,218 @@ class _Loop:
 
     def __init__(
         self,
-        model: keras.Model,
+        models: list[keras.Model],
+        seeds: list[int],
         optimizer: keras.optimizers.Optimizer,
+        *,
+        vectorize: bool,
         data: Dataset,
         epochs: int,
         batch_size: int,
         window: Sequence[int],
-        seed: int,
+        ema_decays: tuple[float, ...],
+        swa_start: int | None,
     ) -> None:
-        self.model, self.optimizer = model, optimizer
-        self.x_train, self.y_train = tf.constant(data.x_train), tf.constant(data.y_train)
-        self.x_test, self.y_test = tf.constant(data.x_test), tf.constant(data.y_test)
+        self.model, self.seeds, self.optimizer, self.vectorize = models[0], seeds, optimizer, vectorize
+        self.data, self.epochs = data, epochs
+        self.splits = {split: tuple(map(tf.constant, data.split(split))) for split in SPLITS}
         self.rows, self.batch_size = len(data.x_train), batch_size
         self.steps = math.ceil(self.rows / batch_size)
-        self.seed = tf.constant(seed, tf.int64)
+        self.seed_tensor = tf.constant(seeds, tf.int64)
+
+        def stacked(variables: Callable[[keras.Model], list]) -> list[np.ndarray]:
+            per_model = [[v.numpy() for v in variables(m)] for m in models]
+            return [np.stack(values) for values in zip(*per_model, strict=True)]
+
+        self.trainable = [keras.Variable(v, name=f"stacked_{i}") for i, v in enumerate(stacked(
+            lambda m: m.trainable_variables))]
+        self.state = [tf.Variable(v, trainable=False) for v in stacked(lambda m: m.non_trainable_variables)]
+        optimizer.build(self.trainable)
+
+        place = {id(v): ("trainable", i) for i, v in enumerate(self.model.trainable_variables)}
+        place |= {id(v): ("state", i) for i, v in enumerate(self.model.non_trainable_variables)}
+        self.weight_places = [place[id(w)] for w in self.model.weights]  # model.weights -> stacked variable
         slot_of_epoch = np.full(epochs + 1, -1, dtype=np.int32)
         slot_of_epoch[np.asarray(window)] = np.arange(len(window), dtype=np.int32)
+        self.window = np.asarray(window, dtype=np.int64)
         self.slot_of_epoch = tf.constant(slot_of_epoch)
-        self.slots = [
-            tf.Variable(tf.zeros((len(window), *w.shape), w.dtype), trainable=False) for w in model.weights
-        ]
-        optimizer.build(model.trainable_variables)
+        self.slots = [tf.Variable(tf.zeros((len(window), *v.shape), v.dtype), trainable=False)
+                      for v in self._stacked_weights()]
+
+        self.ema_decays = ema_decays
+        self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.ema = [tf.Variable(tf.zeros((len(ema_decays), *v.shape), v.dtype), trainable=False)
+                    for v in self.trainable] if ema_decays else []
+        self.swa_start = swa_start
+        self.swa_count = tf.Variable(0.0, trainable=False)
+        self.swa = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
+                    for v in self.trainable] if swa_start else []
         # Plain tf.while_loop instead of AutoGraph: tracing takes half the time.
         self.run = tf.function(self._run, autograph=False, reduce_retracing=True)
+
+    def _stacked_weights(self) -> list:
+        """The stacked variables in ``model.weights`` order."""
+        return [getattr(self, kind)[i] for kind, i in self.weight_places]
+
+    def train(self, on_progress: Callable[[int], None] | None) -> Trajectory:
+        chunks: list[np.ndarray] = []
+        done, count = 0, 1  # the first call also traces the graph: keep it short
+        while done < self.epochs:
+            count = min(count, self.epochs - done)
+            started = time.perf_counter()
+            chunks.append(self.run(tf.constant(done + 1), tf.constant(count)).numpy())
+            elapsed = time.perf_counter() - started
+            losses = chunks[-1][:, :, HISTORY_KEYS.index("train_loss")]  # (count, S)
+            bad = np.argwhere(~np.isfinite(losses))
+            if bad.size:
+                row, s = bad[0]
+                epoch = done + int(row) + 1
+                history = {k: v[:, :epoch] for k, v in self._history(chunks).items()}
+                raise TrainingDiverged(epoch, float(losses[row, s]), self.seeds[s], history)
+            done += count
+            if on_progress is not None:
+                on_progress(done)
+            grow = 16 if len(chunks) == 1 else _SECONDS_PER_CALL / max(elapsed, 1e-4)
+            count = max(1, min(int(count * grow), 8 * count))
+        return Trajectory(
+            seeds=np.asarray(self.seeds, dtype=np.int64),
+            epochs=self.window,
+            names=[w.path for w in self.model.weights],
+            checkpoints=[np.swapaxes(slot.numpy(), 0, 1) for slot in self.slots],  # (K, S, ...) -> (S, K, ...)
+            history=self._history(chunks),
+            averages=self._averages(),
+        )
+
+    def _history(self, chunks: list[np.ndarray]) -> dict[str, np.ndarray]:
+        history = np.concatenate(chunks).astype(np.float64).transpose(1, 0, 2)  # (S, epochs, keys)
+        for split in SPLITS:  # the graph counts correct predictions: exact accuracies
+            history[:, :, HISTORY_KEYS.index(f"{split}_acc")] /= len(self.splits[split][1])
+        return {key: history[:, :, i] for i, key in enumerate(HISTORY_KEYS)}
+
+    def _averages(self) -> dict[str, list[np.ndarray]]:
+        """The in-training averages as full weight lists: averaged trainable weights, final others."""
+        runs = {f"ema_{d:g}": [ema.numpy()[k] for ema in self.ema] for k, d in enumerate(self.ema_decays)}
+        if self.swa_start:
+            runs["swa"] = [a.numpy() for a in self.swa]
+        return {name: [averaged[i] if kind == "trainable" else self.state[i].numpy() for kind, i in self.weight_places]
+                for name, averaged in runs.items()}
 
     def _run(self, first: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
         def epoch(i: tf.Tensor, metrics: tf.TensorArray) -> tuple[tf.Tensor, tf.TensorArray]:
             self._train_epoch(first + i)
-            train_correct, train_loss = self._score(self.x_train, self.y_train)
-            test_correct, test_loss = self._score(self.x_test, self.y_test)
-            with tf.control_dependencies([self._keep(first + i)]):
-                return i + 1, metrics.write(i, tf.stack([train_correct, train_loss, test_correct, test_loss]))
+            with tf.control_dependencies([self._keep(first + i), *self._swa_update(first + i)]):
+                return i + 1, metrics.write(i, self._score_splits())
 
         metrics = tf.TensorArray(tf.float32, size=count)
         _, metrics = tf.while_loop(lambda i, _: i < count, epoch, (tf.constant(0), metrics))
-        return metrics.stack()
+        return metrics.stack()  # (count, S, len(HISTORY_KEYS))
+
+    def _per_seed(self, fn: Callable[..., tuple], *stacked: list[tf.Tensor]) -> tuple:
+        """``fn`` applied to each seed's slice of the ``stacked`` arguments; results stacked again."""
+        if self.vectorize:
+            return tf.vectorized_map(lambda args: fn(*args), stacked)
+        results = fn(*(tf.nest.map_structure(lambda t: t[0], arg) for arg in stacked))
+        return tf.nest.map_structure(lambda t: tf.expand_dims(t, 0), results)
+
+    def _orders(self, epoch: tf.Tensor) -> tf.Tensor:
+        """Each seed's order of the training rows in ``epoch``: (S, rows)."""
+        def order(seed: tf.Tensor) -> tf.Tensor:
+            return tf.argsort(tf.random.stateless_uniform([self.rows], seed=tf.stack([seed, tf.cast(epoch, tf.int64)])))
+
+        if len(self.seeds) == 1:
+            return order(self.seed_tensor[0])[None]
+        return tf.map_fn(order, self.seed_tensor, fn_output_signature=tf.int32)
+
+    def _values(self) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+        return [tf.convert_to_tensor(v) for v in self.trainable], [tf.convert_to_tensor(v) for v in self.state]
+
+    def _seed_step(
+        self, trainable: list[tf.Tensor], state: list[tf.Tensor], x: tf.Tensor, y: tf.Tensor
+    ) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+        with tf.GradientTape() as tape:
+            tape.watch(trainable)
+            probabilities, state, losses = self.model.stateless_call(
+                trainable, state, x, training=True, return_losses=True
+            )
+            loss = mean_cross_entropy(y, probabilities)
+            if losses:
+                loss += tf.add_n(losses)
+        return tape.gradient(loss, trainable), list(state)
 
     def _train_epoch(self, epoch: tf.Tensor) -> None:
-        seed = tf.stack([self.seed, tf.cast(epoch, tf.int64)])
-        order = tf.argsort(tf.random.stateless_uniform([self.rows], seed=seed))
+        orders = self._orders(epoch)
+        x_train, y_train = self.splits["train"]
 
         def step(i: tf.Tensor) -> tuple[tf.Tensor]:
-            batch = order[i * self.batch_size : (i + 1) * self.batch_size]
-            x, y = tf.gather(self.x_train, batch), tf.gather(self.y_train, batch)
-            with tf.GradientTape() as tape:
-                loss = _cross_entropy(y, self.model(x, training=True))
-                if self.model.losses:
-                    loss += tf.add_n(self.model.losses)
-            grads = tape.gradient(loss, self.model.trainable_variables)
-            self.optimizer.apply(grads, self.model.trainable_variables)
-            return (i + 1,)
+            batch = orders[:, i * self.batch_size : (i + 1) * self.batch_size]
+            grads, state = self._per_seed(
+                self._seed_step, *self._values(),
+                tf.gather(x_train, batch), tf.gather(y_train, batch),
+            )
+            self.optimizer.apply(grads, self.trainable)
+            updates = [v.assign(s) for v, s in zip(self.state, state, strict=True)]
+            updates += self._ema_update()
+            with tf.control_dependencies(updates):
+                return (i + 1,)
 
         tf.while_loop(lambda i: i < self.steps, step, (tf.constant(0),))
 
+    def _ema_update(self) -> list[tf.Operation]:
+        if not self.ema_decays:
+            return []
+        count = self.step_count.assign_add(1)
+        decays = tf.where(tf.equal(count, 1), 0.0, tf.constant(self.ema_decays, tf.float32))  # first: copy
+        updates = []
+        for ema, weight in zip(self.ema, self.trainable, strict=True):
+            d = tf.reshape(tf.cast(decays, ema.dtype), [-1] + [1] * len(weight.shape))
+            updates.append(ema.assign(d * ema + (1 - d) * tf.convert_to_tensor(weight)[None]))
+        return updates
+
+    def _swa_update(self, epoch: tf.Tensor) -> list[tf.Operation]:
+        if not self.swa_start:
+            return []
+
+        def update() -> tf.Operation:
+            n = self.swa_count
+            moves = [a.assign(a + (tf.convert_to_tensor(w) - a) / tf.cast(n + 1, a.dtype))
+                     for a, w in zip(self.swa, self.trainable, strict=True)]
+            with tf.control_dependencies(moves):
+                return tf.group(n.assign_add(1.0))
+
+        return [tf.cond(epoch >= self.swa_start, update, tf.no_op)]
+
     def _keep(self, epoch: tf.Tensor) -> tf.Operation:
-        """Copy the weights into the epoch's window slot, if it has one."""
+        """Copy every seed's weights into the epoch's window slot, if it has one."""
         slot = self.slot_of_epoch[epoch]
 
         def copy() -> tf.Operation:
-            return tf.group(*[kept[slot].assign(w) for kept, w in zip(self.slots, self.model.weights, strict=True)])
+            pairs = zip(self.slots, self._stacked_weights(), strict=True)
+            return tf.group(*[kept[slot].assign(tf.convert_to_tensor(v)) for kept, v in pairs])
 
         return tf.cond(slot >= 0, copy, tf.no_op)
 
-    def _score(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        probabilities = self.model(x, training=False)
-        predicted = tf.argmax(probabilities, axis=-1, output_type=y.dtype)
-        correct = tf.reduce_sum(tf.cast(tf.equal(predicted, y), tf.float32))
-        return correct, _cross_entropy(y, probabilities)
+    def _score_splits(self) -> tf.Tensor:
+        """Every seed's correct count and loss on each split: (S, len(HISTORY_KEYS))."""
+        columns = []
+        for split in SPLITS:
+            x, y = self.splits[split]
+            (probabilities,) = self._per_seed(
+                lambda t, s, x=x: (self.model.stateless_call(t, s, x, training=False)[0],),
+                *self._values(),
+            )
+            columns.extend(correct_and_cross_entropy(y, probabilities))
+        return tf.stack(columns, axis=1)
 
 
-def _cross_entropy(labels: tf.Tensor, probabilities: tf.Tensor) -> tf.Tensor:
-    return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, probabilities))
+def _concatenate(parts: list[Trajectory]) -> Trajectory:
+    """One trajectory of the seeds trained one after another."""
+    first = parts[0]
+    return Trajectory(
+        seeds=np.concatenate([p.seeds for p in parts]),
+        epochs=first.epochs,
+        names=first.names,
+        checkpoints=[np.concatenate(ws) for ws in zip(*(p.checkpoints for p in parts), strict=True)],
+        history={k: np.concatenate([p.history[k] for p in parts]) for k in first.history},
+        averages={name: [np.concatenate(ws) for ws in zip(*(p.averages[name] for p in parts), strict=True)]
+                  for name in first.averages},
+    )

@@ -1,49 +1,63 @@
-"""A trajectory: what one training run leaves behind, and its ``.npz`` file format.
+"""A trajectory: what training a group of seeds leaves behind, and its ``.npz`` file format.
 
 The same format serves the trajectory cache and the ``checkpoints.npz`` artifact of every run::
 
     import numpy as np
     npz = np.load("checkpoints.npz")
+    npz["seeds"]                      # (S,) the seeds trained together
     npz["epochs"]                     # (K,) the window's epochs, member 1 (the latest) first
     npz["weight_names"]               # (W,) the model's weight paths, e.g. "mlp/dense/kernel"
-    npz["weight_0"]                   # (K, 2, 25): weight 0 of every member, member 1 first
-    npz["history_test_acc"]           # (epochs,) the learning curve, index 0 = epoch 1
+    npz["weight_0"]                   # (S, K, 2, 25): weight 0 of every seed's members, member 1 first
+    npz["history_test_acc"]           # (S, epochs): the learning curves, index 0 = epoch 1
+    npz["averages"]                   # names of the in-training averages, e.g. ["ema_0.999", "swa"]
+    npz["average_swa_0"]              # (S, 2, 25): weight 0 of each seed's stochastic weight average
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from polyexp.data import SPLITS
 from polyexp.files import atomic_write
 
-HISTORY_KEYS = ("train_acc", "train_loss", "test_acc", "test_loss")
+HISTORY_KEYS = tuple(f"{split}_{metric}" for split in SPLITS for metric in ("acc", "loss"))
 
 
 @dataclass
 class Trajectory:
-    """The window's checkpoints and the learning curves of one training run."""
+    """The window's checkpoints, the learning curves and the in-training averages of a seed group."""
 
+    seeds: np.ndarray  # (S,)
     epochs: np.ndarray  # (K,) the window's epochs, member 1 (the latest) first
     names: list[str]  # the model's weight paths, in ``model.weights`` order
-    checkpoints: list[np.ndarray]  # per weight: (K, *shape), member 1 first
-    history: dict[str, np.ndarray]  # HISTORY_KEYS -> (epochs,), index 0 = epoch 1
+    checkpoints: list[np.ndarray]  # per weight: (S, K, *shape), member 1 first
+    history: dict[str, np.ndarray]  # HISTORY_KEYS -> (S, epochs), index 0 = epoch 1
+    averages: dict[str, list[np.ndarray]] = field(default_factory=dict)  # name -> per weight (S, *shape)
+
+    def seed_weights(self, s: int, member: int) -> list[np.ndarray]:
+        """The weights of seed index ``s``'s member ``member`` (0 = the latest), in model order."""
+        return [w[s, member] for w in self.checkpoints]
 
 
 def write_trajectory(path: Path, trajectory: Trajectory, meta: Mapping[str, Any] | None = None) -> None:
     """Write ``trajectory`` (and ``meta``, stored as a JSON string) atomically as ``.npz``."""
     arrays: dict[str, Any] = {
+        "seeds": trajectory.seeds,
         "epochs": trajectory.epochs,
         "weight_names": np.asarray(trajectory.names),
+        "averages": np.asarray(list(trajectory.averages), dtype=str),
         "meta": np.asarray(json.dumps(dict(meta or {}))),
     }
     arrays.update({f"weight_{i}": w for i, w in enumerate(trajectory.checkpoints)})
     arrays.update({f"history_{name}": values for name, values in trajectory.history.items()})
+    for name, weights in trajectory.averages.items():
+        arrays.update({f"average_{name}_{i}": w for i, w in enumerate(weights)})
     atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
@@ -52,10 +66,14 @@ def read_trajectory(path: Path) -> tuple[Trajectory, dict[str, Any]]:
     with np.load(path, allow_pickle=False) as npz:
         names = [str(n) for n in npz["weight_names"]]
         trajectory = Trajectory(
+            seeds=npz["seeds"],
             epochs=npz["epochs"],
             names=names,
             checkpoints=[npz[f"weight_{i}"] for i in range(len(names))],
             history={key.removeprefix("history_"): npz[key] for key in npz.files if key.startswith("history_")},
+            averages={
+                str(name): [npz[f"average_{name}_{i}"] for i in range(len(names))] for name in npz["averages"]
+            },
         )
         meta = json.loads(str(npz["meta"]))
     return trajectory, meta

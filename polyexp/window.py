@@ -1,36 +1,44 @@
-"""The checkpoint window (``window=...``): which late epochs are kept for averaging.
+"""Checkpoint windows (``window=...``): which late epochs are kept for averaging.
 
-The window holds ``size`` checkpoints, ``stride`` epochs apart, the last one being the final
-epoch. Epochs count from 1 (epoch 500 is the model after 500 epochs; the seed's ``model_499.h5``)::
+A window plugin takes the number of ``epochs`` and returns the epochs of its members, member 1
+(the latest) first. Epochs count from 1: epoch 500 is the model after 500 epochs (the seed's
+``model_499.h5``)::
 
-    window_epochs(epochs=500, size=10, stride=1)   # [500, 499, ..., 491], member 1 first
+    from polyexp.window import WINDOWS
+
+    WINDOWS["last"].bind({"size": 3})(500)                   # [500, 499, 498]
+    WINDOWS["strided"].bind({"size": 3, "stride": 10})(500)  # [500, 490, 480]
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from collections.abc import Sequence
+from typing import Annotated
 
-from polyexp.errors import ConfigError
+from polyexp.errors import ConfigError, PluginError
+from polyexp.registry import Ge, Registry
 
+WINDOWS = Registry("window", call_args=("epochs",))
 
-@dataclass
-class Window:
-    size: int = 10
-    stride: int = 1
-
-
-PRESETS = {
-    "last": Window(size=10, stride=1),  # the seed: the last 10 epochs
-    "strided": Window(size=10, stride=10),  # every 10th of the last 100 epochs
-}
+Size = Annotated[int, Ge(1)]
+Stride = Annotated[int, Ge(1)]
 
 
-def window_epochs(epochs: int, size: int, stride: int) -> list[int]:
-    """The epochs of the window's members, newest (member 1) first."""
-    if size < 1:
-        raise ConfigError.field("window.size", size, "it must be >= 1")
-    if stride < 1:
-        raise ConfigError.field("window.stride", stride, "it must be >= 1")
+@WINDOWS.register
+def last(epochs: int, *, size: Size = 10, stride: Stride = 1) -> list[int]:
+    """The last `size` epochs, `stride` apart (the seed: the last 10)."""
+    return spaced(epochs, size, stride)
+
+
+@WINDOWS.register
+def strided(epochs: int, *, size: Size = 10, stride: Stride = 10) -> list[int]:
+    """Every `stride`-th epoch, back from the last: `size` of them."""
+    return spaced(epochs, size, stride)
+
+
+def spaced(epochs: int, size: int, stride: int) -> list[int]:
+    """``size`` epochs ``stride`` apart, the last epoch first."""
     span = (size - 1) * stride + 1
     if span > epochs:
         raise ConfigError(
@@ -38,3 +46,15 @@ def window_epochs(epochs: int, size: int, stride: int) -> list[int]:
             f"more than epochs={epochs}: lower window.size or window.stride, or raise epochs"
         )
     return [epochs - i * stride for i in range(size)]
+
+
+def check_window(members: Sequence[int], epochs: int, label: str) -> list[int]:
+    """A window plugin's epochs, checked: distinct epochs in 1..epochs, the latest first."""
+    members = [int(e) for e in members]
+    if not members:
+        raise PluginError(f"{label} returned no epochs")
+    if any(not 1 <= e <= epochs for e in members):
+        raise PluginError(f"{label} returned epochs outside 1..{epochs}: {members}")
+    if any(a <= b for a, b in itertools.pairwise(members)):
+        raise PluginError(f"{label} must return distinct epochs, the latest first: {members}")
+    return members

@@ -1,0 +1,190 @@
+"""One job's computation: a checked config and its data in, an :class:`Outcome` of arrays out.
+
+Train the seed group once (or take its trajectory from ``fetch``, the cache), score every checkpoint
+alone (*single*), every weight average of the n latest checkpoints (*average*), every output ensemble
+of them (*ensemble*: their predicted probabilities averaged with the same weights) and the
+in-training averages (*ema_D*, *swa*), on the validation and the test rows, for every seed; then
+summarise over seeds, selecting on validation alone. No MLflow, no files::
+
+    experiment = plan(compose(["seeds=5", "epochs=50"]))
+    outcome = run_experiment(experiment, experiment.load_data())
+    outcome.scores["test_average_acc"].shape        # (5, 10): seed x n
+    outcome.summary["selected_n"], outcome.summary["selected_test_acc"]
+
+Score keys read ``{split}_{method}_{metric}``: split ``val`` or ``test``; method ``single``,
+``average``, ``ensemble`` (each ``(S, K)``, one column per n) or an in-training average (``(S,)``);
+metric ``acc`` or ``loss``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import keras
+import numpy as np
+
+from polyexp.averaging import Validation, average, weight_matrix
+from polyexp.data import Dataset
+from polyexp.evaluation import Scorer, accuracy_and_loss, ensemble_scores
+from polyexp.statistics import Estimate, mean_ci, select
+from polyexp.training import train
+from polyexp.trajectory import Trajectory
+
+if TYPE_CHECKING:  # not imported at run time: keeps polyexp.config out of the code identity
+    from polyexp.config import Plan
+    from polyexp.registry import BoundPlugin
+
+log = logging.getLogger(__name__)
+
+SCORED_SPLITS = ("val", "test")
+PER_N_METHODS = ("single", "average", "ensemble")
+
+# fetch(train) -> (trajectory, reused): the trajectory cache, or training every time.
+Fetch = Callable[[Callable[[], Trajectory]], tuple[Trajectory, bool]]
+
+
+@dataclass
+class Outcome:
+    """What a job computed, before any of it is written or logged."""
+
+    trajectory: Trajectory
+    weights: np.ndarray  # (S, K, K): row n-1 holds the normalised weights of the n latest members
+    scores: dict[str, np.ndarray]  # see the module docstring
+    per_n: dict[str, Estimate]  # mean and interval over seeds of every (S, K) score and gain, per n
+    summary: dict[str, float]  # selection on validation and the headline numbers, with intervals
+    averaged_model: keras.Model  # the first seed's average of all K members, BatchNorm recomputed
+    reused: bool  # the trajectory came from the cache
+    train_seconds: float | None  # None when it came from the cache
+
+    @property
+    def seeds(self) -> list[int]:
+        return self.trajectory.seeds.tolist()
+
+
+def run_experiment(
+    plan: Plan,
+    data: Dataset,
+    fetch: Fetch | None = None,
+    *,
+    on_progress: Callable[[int], None] | None = None,
+) -> Outcome:
+    """Train (or fetch) the trajectory of ``plan``'s seed group and score it; see the module docstring."""
+    settings = plan.settings
+    k = len(plan.window)
+    if not plan.weighting.wants:  # a plain weighting's mistakes show before any training
+        weight_matrix(plan.weighting, k)
+    keras.backend.clear_session()  # the jobs of a basic-launcher sweep share this process
+    seconds: list[float] = []
+
+    def train_now() -> Trajectory:
+        started = time.perf_counter()
+        trajectory = train(
+            lambda: plan.model(data.num_features, data.num_classes), plan.optimizer, data,
+            seeds=settings.seed_list, epochs=settings.epochs, batch_size=settings.batch_size, window=plan.window,
+            ema_decays=settings.ema_decays or (), swa_start=settings.swa_start, on_progress=on_progress,
+        )
+        seconds.append(time.perf_counter() - started)
+        return trajectory
+
+    trajectory, reused = fetch(train_now) if fetch is not None else (train_now(), False)
+    scorer = Scorer(plan.model(data.num_features, data.num_classes), data.x_train,
+                    recompute_bn=settings.recompute_bn)
+    weights, scores = score_trajectory(scorer, trajectory, plan.weighting, data)
+    per_n, summary = summarise(scores)
+    first_seed_average = [w[0, -1] for w in average_sets(trajectory, weights)]
+    return Outcome(
+        trajectory=trajectory, weights=weights, scores=scores, per_n=per_n, summary=summary,
+        averaged_model=scorer.holding(first_seed_average, averaged=True),
+        reused=reused, train_seconds=seconds[0] if seconds else None,
+    )
+
+
+def score_trajectory(
+    scorer: Scorer, trajectory: Trajectory, weighting: BoundPlugin, data: Dataset
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The weights of every n for every seed, and every score (see the module docstring)."""
+    s, k = trajectory.checkpoints[0].shape[:2]
+    members = [w.reshape(s * k, *w.shape[2:]) for w in trajectory.checkpoints]
+    probabilities, scores = {}, {}
+    for split in SCORED_SPLITS:
+        x, y = data.split(split)
+        probabilities[split] = scorer.probabilities(members, x).reshape(s, k, len(x), -1)
+        scores[f"{split}_single_acc"], scores[f"{split}_single_loss"] = accuracy_and_loss(y, probabilities[split])
+
+    weights = seed_weights(scorer, trajectory, weighting, data, scores["val_single_acc"])
+    averaged = [w.reshape(s * k, *w.shape[2:]) for w in average_sets(trajectory, weights)]
+    for split in SCORED_SPLITS:
+        x, y = data.split(split)
+        acc, loss = scorer(averaged, x, y, averaged=True)
+        scores[f"{split}_average_acc"], scores[f"{split}_average_loss"] = acc.reshape(s, k), loss.reshape(s, k)
+        scores[f"{split}_ensemble_acc"], scores[f"{split}_ensemble_loss"] = ensemble_scores(
+            y, probabilities[split], weights)
+        for name, averaged_weights in trajectory.averages.items():
+            scores[f"{split}_{name}_acc"], scores[f"{split}_{name}_loss"] = scorer(
+                averaged_weights, x, y, averaged=True)
+    return weights, scores
+
+
+def seed_weights(
+    scorer: Scorer, trajectory: Trajectory, weighting: BoundPlugin, data: Dataset, val_member_acc: np.ndarray
+) -> np.ndarray:
+    """``(S, K, K)``: each seed's weight matrix. A selecting weighting sees that seed's validation rows only."""
+    s, k = trajectory.checkpoints[0].shape[:2]
+    if not weighting.wants:
+        return np.broadcast_to(weight_matrix(weighting, k), (s, k, k)).copy()
+    matrices = []
+    for seed in range(s):
+        checkpoints = [w[seed] for w in trajectory.checkpoints]
+
+        def score(member_weights: list[float], checkpoints: list = checkpoints) -> float:
+            averaged = average(checkpoints, np.asarray(member_weights, dtype=np.float64) / np.sum(member_weights))
+            accuracy, _ = scorer([w[None] for w in averaged], data.x_val, data.y_val, averaged=True)
+            return float(accuracy[0])
+
+        matrices.append(weight_matrix(weighting, k, validation=Validation(val_member_acc[seed], score)))
+    return np.stack(matrices)
+
+
+def average_sets(trajectory: Trajectory, weights: np.ndarray) -> list[np.ndarray]:
+    """Per weight, ``(S, K, *shape)``: each seed's average of its n latest members, for n = 1..K."""
+    return [np.einsum("snk,sk...->sn...", weights, w).astype(w.dtype) for w in trajectory.checkpoints]
+
+
+def summarise(scores: dict[str, np.ndarray]) -> tuple[dict[str, Estimate], dict[str, float]]:
+    """Means and intervals over seeds; the selections, made on validation, and their test numbers.
+
+    - per n: every ``(S, K)`` score, and ``{split}_gain_vs_last``: the average of the n latest minus
+      the last checkpoint, paired over seeds;
+    - ``selected_n``: the n whose average scores best on validation (mean over seeds), with its
+      ``selected_val_acc``, ``selected_test_acc`` and ``selected_gain_vs_last`` (test);
+      ``ensemble_selected_*`` likewise for the output ensembles;
+    - ``last_{split}_acc``: the last checkpoint alone; each in-training average's ``{split}_{name}_acc``.
+
+    Every value comes with ``_ci_low`` / ``_ci_high`` (NaN with one seed).
+    """
+    per_n = {key: mean_ci(values) for key, values in scores.items() if values.ndim == 2}
+    for split in SCORED_SPLITS:
+        per_n[f"{split}_gain_vs_last"] = mean_ci(scores[f"{split}_average_acc"] - scores[f"{split}_single_acc"][:, :1])
+    summary: dict[str, float] = {}
+
+    def put(name: str, estimate: Estimate) -> None:
+        summary[name] = float(estimate.mean)
+        summary[f"{name}_ci_low"], summary[f"{name}_ci_high"] = float(estimate.low), float(estimate.high)
+
+    for prefix, method in (("", "average"), ("ensemble_", "ensemble")):
+        n = select(per_n[f"val_{method}_acc"].mean)
+        summary[f"{prefix}selected_n"] = n + 1
+        put(f"{prefix}selected_val_acc", per_n[f"val_{method}_acc"][n])
+        put(f"{prefix}selected_test_acc", per_n[f"test_{method}_acc"][n])
+        put(f"{prefix}selected_gain_vs_last", mean_ci(
+            scores[f"test_{method}_acc"][:, n] - scores["test_single_acc"][:, 0]))
+    for split in SCORED_SPLITS:
+        put(f"last_{split}_acc", per_n[f"{split}_single_acc"][0])
+        for key, values in scores.items():
+            if values.ndim == 1 and key.startswith(f"{split}_") and key.endswith("_acc"):
+                put(key, mean_ci(values))
+    return per_n, summary

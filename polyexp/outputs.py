@@ -1,0 +1,160 @@
+"""A job's output folder: everything its run logs, written first, so a tracking failure loses nothing.
+
+- ``config.yaml``: the resolved config; ``identity.json``: what decides the numbers (config fields,
+  code fingerprints, libraries, platform; see ``polyexp.identity``);
+- ``results.csv``: one row per seed and n: the member's epoch and every per-n score;
+- ``results_mean.csv``: one row per n: each per-n score's mean over seeds and 95% interval;
+- ``summary.json``: the selection on validation and the headline numbers, with intervals;
+- ``averages.csv``: one row per seed and in-training average (EMA, SWA), when there are any;
+- ``history.csv``: one row per seed and epoch: the learning curves on every split;
+- ``weights.json``: the normalised weights of every n, member 1 first (per seed for a selecting weighting);
+- ``checkpoints.npz``: the trajectory (``polyexp.trajectory``'s format);
+- ``averaged_model.keras``: the first seed's average of all K members (BatchNorm statistics recomputed);
+- ``plots/``: ``data.png``, ``learning_curves.png``, ``accuracy_vs_n.png``, ``weights.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from omegaconf import OmegaConf
+
+from polyexp import plots
+from polyexp.data import Dataset
+from polyexp.experiment import Outcome
+from polyexp.files import atomic_write, write_text
+from polyexp.trajectory import write_trajectory
+
+if TYPE_CHECKING:
+    from polyexp.config import Plan
+    from polyexp.identity import Identity
+
+PLOTS = ("data", "learning_curves", "accuracy_vs_n", "weights")
+
+
+def write_outputs(folder: Path, plan: Plan, data: Dataset, outcome: Outcome, name: str, identity: Identity) -> None:
+    """Write every file of the job into ``folder`` (each one whole or not at all)."""
+    (folder / "plots").mkdir(parents=True, exist_ok=True)
+    trajectory, scores = outcome.trajectory, outcome.scores
+    seeds, k = outcome.seeds, len(trajectory.epochs)
+    write_text(folder / "config.yaml", OmegaConf.to_yaml(plan.config))
+    write_text(folder / "identity.json", json.dumps(identity.describe(), indent=1, sort_keys=True))
+
+    per_n_keys = [key for key, values in scores.items() if values.ndim == 2]
+    write_text(folder / "results.csv", _csv(
+        ["seed", "n", "epoch", *per_n_keys],
+        ([seed, n + 1, trajectory.epochs[n], *(scores[key][s, n] for key in per_n_keys)]
+         for s, seed in enumerate(seeds) for n in range(k)),
+    ))
+    write_text(folder / "results_mean.csv", _csv(
+        ["n", *(f"{key}{part}" for key in outcome.per_n for part in ("", "_ci_low", "_ci_high"))],
+        ([n + 1, *(getattr(e, part)[n] for e in outcome.per_n.values() for part in ("mean", "low", "high"))]
+         for n in range(k)),
+    ))
+    write_text(folder / "summary.json", json.dumps(
+        {"weighting": name, "seeds": seeds, **outcome.summary}, indent=1, default=float))
+    if trajectory.averages:
+        names = list(trajectory.averages)
+        write_text(folder / "averages.csv", _csv(
+            ["seed", "average", *(f"{split}_{metric}" for split in ("val", "test") for metric in ("acc", "loss"))],
+            ([seed, average, *(scores[f"{split}_{average}_{metric}"][s] for split in ("val", "test")
+                               for metric in ("acc", "loss"))]
+             for s, seed in enumerate(seeds) for average in names),
+        ))
+    history = trajectory.history
+    write_text(folder / "history.csv", _csv(
+        ["seed", "epoch", *history],
+        ([seed, e + 1, *(values[s, e] for values in history.values())]
+         for s, seed in enumerate(seeds) for e in range(history["train_acc"].shape[1])),
+    ))
+    write_text(folder / "weights.json", json.dumps(_weights_document(name, seeds, outcome.weights), indent=1))
+    write_trajectory(folder / "checkpoints.npz", trajectory)
+    _save_model(outcome, folder / "averaged_model.keras")
+
+    figures = {
+        "data": lambda: plots.data_figure(data, plan.data.name),
+        "learning_curves": lambda: plots.learning_curves_figure(history, trajectory.epochs.tolist()),
+        "accuracy_vs_n": lambda: plots.accuracy_figure(outcome.per_n, outcome.summary, name,
+                                                       test_rows=len(data.x_test), seeds=len(seeds)),
+        "weights": lambda: plots.weights_figure(
+            outcome.weights[0], name if _shared(outcome.weights) else f"{name}, seed {seeds[0]}"),
+    }
+    for picture, draw in figures.items():
+        write_png(folder / "plots" / f"{picture}.png", draw())
+
+
+def print_table(outcome: Outcome) -> None:
+    """The seed's table (``> 1: single=0.814, ensemble=0.814``; its "ensemble" is the weight average),
+    then the selection on validation.
+
+    With several seeds, each number is the mean over seeds with its 95% interval.
+    """
+    per_n, summary = outcome.per_n, outcome.summary
+    single, averaged = per_n["test_single_acc"], per_n["test_average_acc"]
+    several = len(outcome.seeds) > 1
+    for n in range(len(single.mean)):
+        if several:
+            print(f"> {n + 1}: single={_interval(single[n])}, average={_interval(averaged[n])}, "
+                  f"gain={_interval(per_n['test_gain_vs_last'][n], signed=True)}", flush=True)
+        else:
+            print(f"> {n + 1}: single={single.mean[n]:.3f}, ensemble={averaged.mean[n]:.3f}", flush=True)
+    picked = {key.removeprefix("selected_"): _estimate(summary, key) for key in
+              ("selected_val_acc", "selected_test_acc", "selected_gain_vs_last")}
+    seeds = f"mean of {len(outcome.seeds)} seeds [95% CI]" if several else "one seed, no interval: set seeds=10"
+    print(f"selected on validation: n={int(summary['selected_n'])}, val={_interval(picked['val_acc'])}; "
+          f"test={_interval(picked['test_acc'])}, gain over the last checkpoint="
+          f"{_interval(picked['gain_vs_last'], signed=True)} ({seeds})", flush=True)
+
+
+def write_png(path: Path, figure: Figure) -> None:
+    atomic_write(path, lambda handle: figure.savefig(handle, format="png"))
+
+
+def _save_model(outcome: Outcome, path: Path) -> None:
+    temporary = path.with_name(f".{os.getpid()}.{path.name}")  # Keras insists on the suffix
+    try:
+        outcome.averaged_model.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _weights_document(name: str, seeds: list[int], weights: np.ndarray) -> dict[str, Any]:
+    def rows(matrix: np.ndarray) -> dict[str, list[float]]:
+        return {str(n): matrix[n - 1, :n].tolist() for n in range(1, len(matrix) + 1)}
+
+    if _shared(weights):
+        return {"weighting": name, "weights": rows(weights[0])}
+    return {"weighting": name, "weights_by_seed": {str(seed): rows(m) for seed, m in zip(seeds, weights, strict=True)}}
+
+
+def _shared(weights: np.ndarray) -> bool:
+    return bool(np.all(weights == weights[:1]))
+
+
+def _estimate(summary: dict[str, float], key: str) -> tuple[float, float, float]:
+    return summary[key], summary[f"{key}_ci_low"], summary[f"{key}_ci_high"]
+
+
+def _interval(estimate: Any, signed: bool = False) -> str:
+    mean, low, high = (estimate.mean, estimate.low, estimate.high) if hasattr(estimate, "mean") else estimate
+    form = "+.3f" if signed else ".3f"
+    if not np.isfinite(low):
+        return f"{mean:{form}}"
+    return f"{mean:{form}} [{low:{form}}, {high:{form}}]"
+
+
+def _csv(header: Sequence[str], rows: Iterable[Iterable[Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([v.item() if isinstance(v, np.generic) else v for v in row] for row in rows)
+    return buffer.getvalue()
