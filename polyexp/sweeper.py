@@ -57,12 +57,12 @@ class PluginAwareSweeper(Sweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         try:
             jobs = expand(parser.parse_overrides(given), self.config.hydra.runtime.choices)
+            started = time.perf_counter()
+            self.check(jobs)
+            log.debug("checked %d jobs in %.2f s", len(jobs), time.perf_counter() - started)
+            open_sweep(self.config, arguments, num_jobs=len(jobs), swept_keys=swept_keys_of(given))
         except PolyexpError as exc:
             raise CompactHydraException(str(exc)) from exc
-        started = time.perf_counter()
-        self.check(jobs)
-        log.debug("checked %d jobs in %.2f s", len(jobs), time.perf_counter() - started)
-        open_sweep(self.config, arguments, num_jobs=len(jobs), swept_keys=swept_keys_of(given))
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +93,7 @@ class PluginAwareSweeper(Sweeper):
                     experiment.load_data()
                     loaded.add(data_key)
             except PolyexpError as exc:
-                raise CompactHydraException(f"{where}: {exc}") from exc
+                raise type(exc)(f"{where}: {exc}") from exc
             except HydraException as exc:
                 cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
                 raise CompactHydraException(f"{where}: {exc}{cause}") from exc

@@ -12,7 +12,7 @@ from conftest import ROOT, Cli, make_cli, metric_steps, table
 
 pytestmark = pytest.mark.slow
 
-SWEEP = ("averaging=exp", "averaging.alpha=1,2,4", "-m")
+SWEEP = ("seeds=3", "averaging=exp", "averaging.alpha=1,2,4", "-m")
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def children(cli: Cli) -> list:
     return [r for r in cli.runs() if "mlflow.parentRunId" in r.data.tags]
 
 
-def test_the_readme_sweep_trains_once_and_logs_three_named_runs(alpha_sweep):
+def test_the_readme_sweep_trains_the_seed_group_once_and_logs_three_named_runs(alpha_sweep):
     cli, result = alpha_sweep
     assert result.returncode == 0, result.stderr
     runs = children(cli)
@@ -33,21 +33,45 @@ def test_the_readme_sweep_trains_once_and_logs_three_named_runs(alpha_sweep):
     assert [r.info.status for r in runs] == ["FINISHED"] * 3
     assert [r.data.tags["polyexp.trajectory"] for r in runs] == ["trained", "reused", "reused"]
     assert [r.data.params["averaging.alpha"] for r in runs] == ["1.0", "2.0", "4.0"]
-    assert "reused the cached trajectory" in result.stderr
+    assert "reused the cached trajectory" in result.stderr and "trained 3 seed(s) x 500 epochs" in result.stderr
     assert "job 1/3: exp alpha=1" in result.stderr and "job 3/3: exp alpha=4" in result.stderr
     client = cli.client()
-    singles = [metric_steps(client, r.info.run_id, "single_acc") for r in runs]
-    ensembles = [metric_steps(client, r.info.run_id, "ensemble_acc") for r in runs]
+    singles = [metric_steps(client, r.info.run_id, "test_single_acc") for r in runs]
+    averages = [metric_steps(client, r.info.run_id, "test_average_acc") for r in runs]
     assert singles[0] == singles[1] == singles[2]  # one trajectory
-    assert all(e[1] == singles[0][1] for e in ensembles)  # n = 1: the last checkpoint
-    assert len(table(result.stdout)) == 30
+    assert all(a[1] == singles[0][1] for a in averages)  # n = 1: the last checkpoint
+    assert result.stdout.count("> 10: single=") == 3 and result.stdout.count("selected on validation: n=") == 3
 
 
-def test_the_parent_run_holds_the_comparison(alpha_sweep, tmp_path):
+def test_each_job_logs_means_and_intervals_over_its_seeds(alpha_sweep, tmp_path):
     cli, _ = alpha_sweep
+    client = cli.client()
+    run = children(cli)[1]
+    folder = Path(client.download_artifacts(run.info.run_id, "", str(tmp_path)))
+    rows = list(csv.DictReader((folder / "results.csv").read_text().splitlines()))
+    assert [(r["seed"], r["n"]) for r in rows] == [(str(s), str(n)) for s in range(3) for n in range(1, 11)]
+    for key in ("test_average_acc", "val_average_acc", "test_ensemble_acc", "test_gain_vs_last"):
+        mean, low, high = (metric_steps(client, run.info.run_id, key + part) for part in ("", "_ci_low", "_ci_high"))
+        assert sorted(mean) == sorted(low) == sorted(high) == list(range(1, 11))
+        assert all(low[n] <= mean[n] <= high[n] for n in mean)
+    per_seed = np.array([[float(r["test_average_acc"]) for r in rows if r["n"] == str(n)] for n in range(1, 11)])
+    mean = metric_steps(client, run.info.run_id, "test_average_acc")
+    np.testing.assert_allclose([mean[n] for n in range(1, 11)], per_seed.mean(axis=1))
+    half = 4.302653 * per_seed.std(axis=1, ddof=1) / np.sqrt(3)  # Student's t, 2 degrees of freedom
+    high = metric_steps(client, run.info.run_id, "test_average_acc_ci_high")
+    np.testing.assert_allclose([high[n] for n in range(1, 11)], per_seed.mean(axis=1) + half)
+    metrics = run.data.metrics
+    n = int(metrics["selected_n"])
+    val = metric_steps(client, run.info.run_id, "val_average_acc")
+    assert val[n] == max(val.values()) and metrics["selected_test_acc"] == mean[n]
+    assert metrics["selected_test_acc_ci_low"] < metrics["selected_test_acc"] < metrics["selected_test_acc_ci_high"]
+
+
+def test_the_parent_run_ranks_the_jobs_on_validation_with_their_test_intervals(alpha_sweep, tmp_path):
+    cli, result = alpha_sweep
     (parent,) = [r for r in cli.runs() if r.data.tags.get("polyexp.role") == "sweep"]
     assert parent.info.status == "FINISHED"
-    assert parent.info.run_name == "sweep averaging=exp averaging.alpha=1,2,4"
+    assert parent.info.run_name == "sweep seeds=3 exp alpha=1,2,4"
     assert {r.data.tags["mlflow.parentRunId"] for r in children(cli)} == {parent.info.run_id}
     assert parent.data.metrics["jobs_finished"] == 3 and parent.data.metrics["jobs_failed"] == 0
     client = cli.client()
@@ -55,11 +79,15 @@ def test_the_parent_run_holds_the_comparison(alpha_sweep, tmp_path):
     assert names == {"sweep_results.csv", "sweep_comparison.png"}
     table_path = client.download_artifacts(parent.info.run_id, "sweep_results.csv", str(tmp_path))
     rows = list(csv.DictReader(Path(table_path).read_text().splitlines()))
-    assert [r["run_name"] for r in rows] == ["exp alpha=1", "exp alpha=2", "exp alpha=4"]
-    run_ids = [r.info.run_id for r in children(cli)]
-    assert [r["run_id"] for r in rows] == run_ids
-    best = [float(r["best_ensemble_acc"]) for r in rows]
-    assert best == [max(metric_steps(client, i, "ensemble_acc").values()) for i in run_ids]
+    runs = {r.info.run_id: r for r in children(cli)}
+    validation = [runs[r["run_id"]].data.metrics["selected_val_acc"] for r in rows]
+    assert validation == sorted(validation, reverse=True) and [r["rank"] for r in rows] == ["1", "2", "3"]
+    for row in rows:
+        metrics = runs[row["run_id"]].data.metrics
+        for key in ("selected_test_acc", "selected_test_acc_ci_low", "selected_test_acc_ci_high", "selected_n"):
+            assert float(row[key]) == metrics[key]
+    ranking = result.stdout[result.stdout.index("sweep: 3 jobs ranked on validation"):].splitlines()
+    assert [line.split()[1:3] for line in ranking[2:5]] == [row["run_name"].split() for row in rows]
 
 
 def test_outputs_land_in_multirun_date_time_n(alpha_sweep):
@@ -72,23 +100,27 @@ def test_outputs_land_in_multirun_date_time_n(alpha_sweep):
     assert (sweep_dir / "sweep_comparison.png").stat().st_size > 10_000
 
 
-def test_running_the_command_again_skips_finished_jobs(alpha_sweep):
+def test_running_the_command_again_skips_finished_jobs_under_the_same_parent(alpha_sweep):
     cli, _ = alpha_sweep
     before = {r.info.run_id for r in children(cli)}
+    (parent,) = [r for r in cli.runs() if r.data.tags.get("polyexp.role") == "sweep"]
     again = cli.run(*SWEEP)
     assert again.returncode == 0, again.stderr
-    assert again.stderr.count("skipped, its config already has the FINISHED run") == 3
+    assert again.stderr.count("skipped, its identity already has the FINISHED run") == 3
+    assert "continuing under the parent run" in again.stderr
     assert {r.info.run_id for r in children(cli)} == before
-    parent = [r for r in cli.runs() if r.data.tags.get("polyexp.role") == "sweep"][-1]
-    assert parent.data.metrics["jobs_skipped"] == 3 and parent.info.status == "FINISHED"
+    (same,) = [r for r in cli.runs() if r.data.tags.get("polyexp.role") == "sweep"]
+    assert same.info.run_id == parent.info.run_id
+    assert same.data.metrics["jobs_skipped"] == 3 and same.info.status == "FINISHED"
+    assert "sweep: 3 jobs ranked on validation" in again.stdout
 
 
 def test_turning_skipping_off_runs_every_job(alpha_sweep):
     cli, _ = alpha_sweep
     count = len(children(cli))
-    again = cli.run("averaging=exp", "averaging.alpha=1", "tracking.skip_finished=false", "-m")
+    again = cli.run("seeds=3", "averaging=exp", "averaging.alpha=1", "tracking.skip_finished=false", "-m")
     assert again.returncode == 0, again.stderr
-    assert "skipped, its config" not in again.stderr and len(children(cli)) == count + 1
+    assert "skipped, its identity" not in again.stderr and len(children(cli)) == count + 1
 
 
 def test_failing_jobs_are_logged_and_the_rest_of_the_sweep_goes_on(cli):
@@ -114,8 +146,35 @@ def test_failing_jobs_are_logged_and_the_rest_of_the_sweep_goes_on(cli):
         assert f"averaging plugin {name!r}" in run.data.tags["polyexp.error"]
         assert message in run.data.tags["polyexp.error"]
         assert f"job {names.index(name) + 2}/7 failed" in result.stderr
+    assert "Traceback" not in result.stderr
     (parent,) = [r for r in cli.runs() if r.data.tags.get("polyexp.role") == "sweep"]
     assert parent.info.status == "FAILED"
     assert parent.data.metrics["jobs_failed"] == 6 and parent.data.metrics["jobs_finished"] == 1
     failed = parent.data.tags["polyexp.failed_jobs"].splitlines()
     assert len(failed) == 6 and failed[0].startswith("job 1 (too_many): averaging plugin 'too_many' returned")
+
+
+def test_equal_linear_and_exp_at_three_alphas_in_one_command(cli: Cli):
+    result = cli.run("averaging=equal,linear,exp", "averaging.alpha=1,2,4", "epochs=50", "-m")
+    assert result.returncode == 0, result.stderr
+    assert [r.info.run_name for r in children(cli)] == ["equal", "linear", "exp alpha=1", "exp alpha=2",
+                                                        "exp alpha=4"]
+    assert sorted(r.data.tags["polyexp.trajectory"] for r in children(cli)) == ["reused"] * 4 + ["trained"]
+    (parent,) = [r for r in cli.runs() if r.data.tags.get("polyexp.role") == "sweep"]
+    assert parent.info.run_name == "sweep equal,linear,exp alpha=1,2,4 epochs=50"
+    assert parent.data.metrics["jobs_finished"] == 5
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("averaging=exp,linear", "averaging.alpha=1,2", "averaging.beta=3,4"),
+     "averaging.beta is not a field of the chosen averaging (averaging=exp: its fields: alpha; averaging=linear: "
+     "it has no fields)"),
+    (("averaging=exp", "averaging.alpha=1,-2"), "job 2 (averaging=exp averaging.alpha=-2): averaging.alpha=-2.0 "
+                                                "is not allowed: it must be > 0"),
+    (("data.n_train=100,1100",), "job 2 (data.n_train=1100): data.n_train=1100 is not allowed"),
+])
+def test_a_sweep_with_a_bad_job_runs_nothing_and_leaves_no_run(cli: Cli, args, message):
+    result = cli.run(*args, "-m")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert message in result.stderr
+    assert cli.runs() == [] and not list(cli.workdir.rglob("polyexp_job.json"))

@@ -5,23 +5,28 @@ from conftest import compose
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from polyexp.config import plan
+from polyexp.config import CacheSettings, Settings, TrackingSettings, plan
 from polyexp.errors import ConfigError
-from polyexp.window import window_epochs
+from polyexp.window import spaced
 
 
 def test_defaults_are_the_seed_tutorial():
     cfg = OmegaConf.to_container(compose(), resolve=True)
     assert cfg["data"] == {
         "name": "blobs", "n_samples": 1100, "centers": 3, "n_features": 2, "cluster_std": 2.0,
-        "random_state": 2, "n_train": 100,
+        "random_state": 2, "n_train": 100, "n_val": 1000,
     }
-    assert cfg["model"] == {"name": "mlp", "hidden": [25], "activation": "relu", "dropout": 0.0}
+    assert cfg["model"] == {"name": "mlp", "hidden": [25], "activation": "relu", "dropout": 0.0, "batchnorm": False}
     assert cfg["optimizer"] == {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": False}
-    assert cfg["window"] == {"size": 10, "stride": 1}
+    assert cfg["window"] == {"name": "last", "size": 10, "stride": 1}
     assert cfg["averaging"] == {"name": "equal"}
-    assert (cfg["epochs"], cfg["batch_size"]) == (500, 32)
-    assert plan(compose()).window == list(range(500, 490, -1))
+    assert (cfg["epochs"], cfg["batch_size"], cfg["seed"], cfg["seeds"]) == (500, 32, 0, 1)
+    assert (cfg["ema_decays"], cfg["swa_start"], cfg["recompute_bn"]) == (None, None, True)
+    experiment = plan(compose())
+    assert experiment.window == list(range(500, 490, -1))
+    assert experiment.settings == Settings()  # the settings the code reads are typed, with these defaults
+    assert experiment.settings.tracking == TrackingSettings() and experiment.settings.cache == CacheSettings()
+    assert experiment.settings.seed_list == [0]
 
 
 def test_groups_offer_every_registered_plugin():
@@ -30,6 +35,8 @@ def test_groups_offer_every_registered_plugin():
     assert compose(["data=digits"]).data.train_fraction == 0.5
     assert compose(["optimizer=adam"]).optimizer.learning_rate == 0.001
     assert compose(["window=strided"]).window.stride == 10
+    assert compose(["model=cnn"]).model.filters == [16, 32]
+    assert plan(compose(["seeds=3", "seed=7", "tracking.experiment=x"])).settings.seed_list == [7, 8, 9]
     assert compose(["model.hidden=[64,32]", "model.activation=tanh"]).model.hidden == [64, 32]
 
 
@@ -40,6 +47,8 @@ def test_groups_offer_every_registered_plugin():
         (["epochs=1.5"], "could not be converted to Integer"),
         (["averaging=nope"], "Could not find 'averaging/nope'"),
         (["averaging.alpha=2"], "Key 'alpha' not in 'averaging_equal'"),
+        (["seeds=two"], "could not be converted to Integer"),
+        (["ema_decays=[abc]"], "could not be converted to Float"),
         (["model.activation=wiggle"], None),
     ],
 )
@@ -69,6 +78,14 @@ def test_wrong_types_fail_at_composition(overrides, message):
         (["data.n_train=0"], "data.n_train=0 is not allowed: it must be >= 1"),
         (["seed=-1"], "seed=-1 is not allowed: it must be >= 0 and <= 4294967295"),
         (["threads=0"], "threads=0 is not allowed: it must be >= 1"),
+        (["seeds=0"], "seeds=0 is not allowed: it must be >= 1 and <= 10000"),
+        (["seed=4294967295", "seeds=2"], "seed=4294967295 with seeds=2 reaches seed 4294967296, above 2**32-1"),
+        (["ema_decays=[0.9,1.0]"], "ema_decays=[0.9, 1.0] is not allowed: it must each be > 0 and < 1"),
+        (["ema_decays=[]"], "ema_decays=[] is not allowed: the list must not be empty"),
+        (["swa_start=0"], "swa_start=0 is not allowed: it must be >= 1"),
+        (["swa_start=501"], "swa_start=501 is not allowed: it must be <= epochs (500)"),
+        (["data.n_val=0"], "data.n_val=0 is not allowed: it must be >= 1"),
+        (["data=iris", "data.val_fraction=1"], "data.val_fraction=1.0 is not allowed: it must be > 0 and < 1"),
     ],
 )
 def test_values_out_of_range_name_the_field(overrides, message):
@@ -83,27 +100,20 @@ def test_values_out_of_range_name_the_field(overrides, message):
         (["data.n_train=1100"], "data.n_train=1100 is not allowed: it must be below the number of rows (1100)"),
         (["data.n_train=2"], "data.n_train=2 is not allowed: the training rows then lack class 1"),
         (["data=wine", "data.train_fraction=0.01"], "data.train_fraction=0.01 is not allowed"),
+        (["data=iris", "data.val_fraction=0.01"], "data.val_fraction=0.01 is not allowed"),
+        (["data=wine", "model=cnn"], "model=cnn needs square images, one pixel per feature; the data has 13"),
     ],
 )
 def test_unusable_splits_name_the_field(overrides, message):
     with pytest.raises(ConfigError) as error:
-        plan(compose(overrides)).load_data()
+        experiment = plan(compose(overrides))
+        data = experiment.load_data()
+        experiment.model(data.num_features, data.num_classes)
     assert message in str(error.value)
 
 
-def test_window_epochs_newest_first_with_stride():
-    assert window_epochs(500, 3, 1) == [500, 499, 498]
-    assert window_epochs(100, 4, 10) == [100, 90, 80, 70]
-    assert window_epochs(31, 4, 10) == [31, 21, 11, 1]
-
-
-def test_config_hash_and_training_config_track_exactly_what_changes_the_numbers():
-    base = plan(compose(["averaging=exp"]))
-    other_alpha = plan(compose(["averaging=exp", "averaging.alpha=4"]))
-    other_store = plan(compose(["averaging=exp", "tracking.experiment=x", "cache.enabled=false", "threads=1"]))
-    other_seed = plan(compose(["averaging=exp", "seed=1"]))
-    assert base.config_hash == other_store.config_hash
-    assert base.config_hash != other_alpha.config_hash != other_seed.config_hash
-    assert base.training_config == other_alpha.training_config == other_store.training_config
-    assert base.training_config != other_seed.training_config
-    assert "averaging" not in base.training_config
+def test_windows_are_newest_first_with_stride():
+    assert spaced(500, 3, 1) == [500, 499, 498]
+    assert spaced(100, 4, 10) == [100, 90, 80, 70]
+    assert spaced(31, 4, 10) == [31, 21, 11, 1]
+    assert plan(compose(["window=strided", "window.size=3"])).window == [500, 490, 480]

@@ -1,15 +1,13 @@
-"""Batched scoring against a plain numpy forward pass of the same weights."""
+"""Batched scoring against a plain numpy forward pass; BatchNorm statistics against a direct computation."""
 
 import keras
 import numpy as np
 
-from polyexp.averaging import WEIGHTINGS, average, weight_matrix
 from polyexp.data import DATASETS
-from polyexp.evaluation import Scorer, score_window
+from polyexp.evaluation import Scorer, batchnorm_layers, ensemble_scores
 from polyexp.models import MODELS
-from polyexp.trajectory import Trajectory
 
-DATA = DATASETS["blobs"].bind({})()
+DATA = DATASETS["blobs"].bind({"n_val": 100})()
 
 
 def log_probabilities(weights: list[np.ndarray], x: np.ndarray) -> np.ndarray:
@@ -19,43 +17,76 @@ def log_probabilities(weights: list[np.ndarray], x: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def forward(weights: list[np.ndarray], x: np.ndarray) -> np.ndarray:
-    return np.exp(log_probabilities(weights, x))
-
-
-def random_sets(model: keras.Model, count: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
+def random_sets(model: keras.Model, count: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
     return [rng.normal(size=(count, *w.shape)).astype(np.float32) for w in model.weights]
 
 
-def test_scores_equal_a_numpy_forward_pass():
+def test_scores_and_probabilities_equal_a_numpy_forward_pass():
     model = MODELS["mlp"].bind({})(2, 3)
     sets = random_sets(model, 7)
-    accuracy, loss = Scorer(model)(sets, DATA.x_test, DATA.y_test)
+    scorer = Scorer(model, DATA.x_train)
+    accuracy, loss = scorer(sets, DATA.x_test, DATA.y_test, averaged=True)
+    probabilities = scorer.probabilities(sets, DATA.x_test)
+    assert probabilities.shape == (7, len(DATA.x_test), 3)
     for m in range(7):
         log_p = log_probabilities([s[m] for s in sets], DATA.x_test)
-        expected_acc = np.mean(log_p.argmax(axis=1) == DATA.y_test)
-        expected_loss = -np.mean(log_p[np.arange(len(DATA.y_test)), DATA.y_test])
-        assert accuracy[m] == expected_acc
-        np.testing.assert_allclose(loss[m], expected_loss, rtol=1e-4)
+        assert accuracy[m] == np.mean(log_p.argmax(axis=1) == DATA.y_test)
+        np.testing.assert_allclose(loss[m], -np.mean(log_p[np.arange(len(DATA.y_test)), DATA.y_test]), rtol=1e-4)
+        np.testing.assert_allclose(probabilities[m], np.exp(log_p), rtol=1e-4, atol=1e-6)
 
 
 def test_one_scorer_serves_any_number_of_sets():
     model = MODELS["mlp"].bind({})(2, 3)
-    scorer = Scorer(model)
+    scorer = Scorer(model, DATA.x_train)
     for count in (1, 3, 40):
-        accuracy, loss = scorer(random_sets(model, count), DATA.x_test, DATA.y_test)
+        accuracy, loss = scorer(random_sets(model, count), DATA.x_val, DATA.y_val, averaged=False)
         assert accuracy.shape == loss.shape == (count,)
 
 
-def test_window_scores_singles_then_weighted_averages():
-    model = MODELS["mlp"].bind({})(2, 3)
-    checkpoints = random_sets(model, 4)
-    trajectory = Trajectory(np.array([4, 3, 2, 1]), [w.path for w in model.weights], checkpoints, {})
-    matrix = weight_matrix(WEIGHTINGS["linear"].bind({}), 4)
-    scores = score_window(Scorer(model), trajectory, matrix, DATA)
-    for n in range(1, 5):
-        single = forward([c[n - 1] for c in checkpoints], DATA.x_test)
-        assert scores.single_acc[n - 1] == np.mean(single.argmax(axis=1) == DATA.y_test)
-        averaged = forward(average(checkpoints, matrix[n - 1]), DATA.x_test)
-        assert scores.ensemble_acc[n - 1] == np.mean(averaged.argmax(axis=1) == DATA.y_test)
+def test_output_ensembles_average_the_members_probabilities_with_the_weights():
+    rng = np.random.default_rng(1)
+    probabilities = rng.dirichlet(np.ones(3), size=(2, 4, len(DATA.y_test))).astype(np.float32)  # (S, K, rows, C)
+    matrix = np.stack([np.tril(rng.random((4, 4))) for _ in range(2)])
+    matrix /= matrix.sum(axis=2, keepdims=True)
+    accuracy, loss = ensemble_scores(DATA.y_test, probabilities, matrix)
+    for s in range(2):
+        for n in range(4):
+            mixed = np.tensordot(matrix[s, n], probabilities[s].astype(np.float64), axes=1)
+            assert accuracy[s, n] == np.mean(mixed.argmax(axis=1) == DATA.y_test)
+            picked = np.clip(mixed[np.arange(len(DATA.y_test)), DATA.y_test], 1e-7, 1 - 1e-7)
+            np.testing.assert_allclose(loss[s, n], -np.mean(np.log(picked)), rtol=1e-4)
+
+
+def test_recomputed_batchnorm_statistics_equal_a_direct_computation():
+    """Two BatchNorm layers: the second's inputs depend on the first's new statistics, as in update_bn."""
+    model = MODELS["mlp"].bind({"hidden": [6, 5], "batchnorm": True})(2, 3)
+    sets = random_sets(model, 1, seed=3)
+    variance_index = [i for i, w in enumerate(model.weights) if "moving_variance" in w.path]
+    for i in variance_index:
+        sets[i] = np.abs(sets[i])  # variances must be positive
+    held = Scorer(model, DATA.x_train).holding([s[0] for s in sets], averaged=True)
+    weights = {w.path: s[0].astype(np.float64) for w, s in zip(model.weights, sets, strict=True)}
+    first, second = batchnorm_layers(model)
+
+    def direct(layer, x):  # the layer's input statistics, then its output with them (inference mode)
+        mean, variance = x.mean(axis=0), x.var(axis=0)
+        gamma, beta = weights[layer.gamma.path], weights[layer.beta.path]
+        return mean, variance, gamma * (x - mean) / np.sqrt(variance + layer.epsilon) + beta
+
+    kernels = [w for w in model.weights if w.path.endswith("kernel")]
+    x = DATA.x_train.astype(np.float64) @ weights[kernels[0].path]
+    mean_1, variance_1, normalised = direct(first, x)
+    x = np.maximum(normalised, 0) @ weights[kernels[1].path]
+    mean_2, variance_2, _ = direct(second, x)
+    for layer, mean, variance in ((first, mean_1, variance_1), (second, mean_2, variance_2)):
+        np.testing.assert_allclose(held.get_layer(layer.name).moving_mean.numpy(), mean, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(held.get_layer(layer.name).moving_variance.numpy(), variance, rtol=1e-4)
+
+
+def test_without_recomputing_the_averaged_statistics_stay():
+    model = MODELS["mlp"].bind({"batchnorm": True})(2, 3)
+    sets = random_sets(model, 1, seed=4)
+    held = Scorer(model, DATA.x_train, recompute_bn=False).holding([s[0] for s in sets], averaged=True)
+    for weight, values in zip(held.weights, sets, strict=True):
+        np.testing.assert_array_equal(weight.numpy(), values[0])

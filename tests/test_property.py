@@ -82,8 +82,9 @@ def test_any_numeric_values_give_a_clean_run_or_a_clean_error(store, values):
         assert "Traceback" not in str(error)
         return
     event("clean run")
-    assert result.status == "finished" and len(result.ensemble_acc) == experiment.config["window"]["size"]
-    assert all(0.0 <= a <= 1.0 for a in result.ensemble_acc + result.single_acc)
+    assert result.status == "finished" and len(result.test_average_acc) == experiment.config["window"]["size"]
+    assert all(0.0 <= a <= 1.0 for a in result.test_average_acc)
+    assert 1 <= result.summary["selected_n"] <= len(result.test_average_acc)
     after = runs(tracking_store)
     assert len(after) == before + 1 and after[0].info.status == "FINISHED"
 

@@ -14,6 +14,7 @@ from polyexp.errors import ConfigError, PluginError
 from polyexp.models import MODELS
 from polyexp.optimizers import OPTIMIZERS
 from polyexp.registry import Ge, Gt, Lt, Registry
+from polyexp.window import WINDOWS
 
 
 def make_registry() -> Registry:
@@ -72,7 +73,7 @@ def test_a_default_without_a_hint_types_the_field():
         ({"widths": [4, 0]}, "averaging.widths=[4, 0] is not allowed: it must each be >= 1"),
         ({"widths": []}, "averaging.widths=[] is not allowed: the list must not be empty"),
         ({"mode": "medium"}, "averaging.mode='medium' is not allowed: choose one of fast, slow"),
-        ({"speed": 1}, "averaging.speed is not a field of averaging plugin 'tuned'; its fields: flag, label"),
+        ({"speed": 1}, "averaging.speed is not a field of averaging plugin 'tuned'; its fields: scale, widths, mode"),
     ],
 )
 def test_bind_names_the_field_and_what_is_allowed(config, message):
@@ -89,10 +90,11 @@ def test_unknown_name_lists_the_available_ones():
 
 def test_builtin_groups_and_options():
     assert {"blobs", "moons", "circles", "digits", "wine", "iris", "breast_cancer"} <= set(DATASETS.names())
-    assert MODELS.names() == ["mlp"]
+    assert MODELS.names() == ["cnn", "mlp"]
     assert OPTIMIZERS.names() == ["adam", "sgd"]
-    assert {"equal", "exp", "linear"} <= set(WEIGHTINGS.names())
-    assert all(WEIGHTINGS[name].source == "built in" for name in ("equal", "exp", "linear"))
+    assert {"equal", "exp", "linear", "greedy_soup"} <= set(WEIGHTINGS.names())
+    assert all(WEIGHTINGS[name].source == "built in" for name in ("equal", "exp", "linear", "greedy_soup"))
+    assert WINDOWS.names() == ["last", "strided"]
 
 
 def test_a_plugin_that_raises_becomes_a_plugin_error():
@@ -127,3 +129,21 @@ def test_registering_a_second_function_under_a_taken_name_fails():
     registry = make_registry()
     with pytest.raises(ValueError, match="already registered"):
         registry.register(lambda n: [1.0] * n, name="tuned")
+
+
+def test_a_plugin_asks_for_context_by_naming_it_and_a_plain_one_stays_a_function_of_n():
+    registry = Registry("averaging", call_args=("n",), context=("validation",))
+
+    @registry.register
+    def picky(n: int, validation: dict, *, boost: float = 1.0) -> list[float]:
+        return [validation["score"] * boost] * n
+
+    @registry.register
+    def plain(n: int) -> list[float]:
+        return [1.0] * n
+
+    assert [p.name for p in registry["picky"].params] == ["boost"] and registry["picky"].context == ("validation",)
+    assert registry["picky"].bind({"boost": 2.0})(2, validation={"score": 0.5}) == [1.0, 1.0]
+    assert registry["plain"].bind({})(3, validation={"score": 0.5}) == [1.0, 1.0, 1.0]  # not asked, not passed
+    with pytest.raises(PluginError, match="needs validation"):
+        registry["picky"].bind({})(2)

@@ -64,12 +64,12 @@ def test_a_sweep_logs_to_a_shared_tracking_server(cli: Cli, mlflow_server, tmp_p
     (parent,), jobs = sweep_runs(client)
     assert parent.info.status == "FINISHED" and [r.info.run_name for r in jobs] == ["exp alpha=1", "exp alpha=2"]
     for run in jobs:
-        assert sorted(metric_steps(client, run.info.run_id, "ensemble_acc")) == list(range(1, 11))
+        assert sorted(metric_steps(client, run.info.run_id, "test_average_acc")) == list(range(1, 11))
         assert sorted(metric_steps(client, run.info.run_id, "train_loss")) == list(range(1, 51))
         names = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"results.csv", "checkpoints.npz", "averaged_model.keras", "plots"} <= names
     path = client.download_artifacts(jobs[0].info.run_id, "results.csv", str(tmp_path))
-    assert Path(path).read_text().startswith("n,epoch,single_acc")
+    assert Path(path).read_text().startswith("seed,n,epoch,val_single_acc")
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {"sweep_results.csv", "sweep_comparison.png"}
 
 

@@ -1,0 +1,136 @@
+"""A job's computation, composed as users compose it, every number re-derived by hand (no MLflow, no files)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from conftest import compose
+
+from polyexp.config import plan
+from polyexp.errors import PluginError
+from polyexp.experiment import run_experiment
+from polyexp.statistics import mean_ci
+
+T_975 = {2: 4.302653, 3: 3.182446, 5: 2.570582}  # Student's t, two-sided 95%, by degrees of freedom (tables)
+
+
+def forward(weights: list[np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The default MLP's class probabilities, in numpy."""
+    w1, b1, w2, b2 = (w.astype(np.float64) for w in weights)
+    logits = np.maximum(x @ w1 + b1, 0) @ w2 + b2
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def accuracy(probabilities: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(probabilities.argmax(axis=1) == y))
+
+
+@pytest.fixture(scope="module")
+def three_seeds():
+    experiment = plan(compose(["seeds=3", "epochs=40", "window.size=4", "averaging=linear", "data.n_val=300",
+                               "ema_decays=[0.9]", "swa_start=30"]))
+    data = experiment.load_data()
+    return experiment, data, run_experiment(experiment, data)
+
+
+def test_every_score_is_a_numpy_forward_pass_of_the_checkpoints(three_seeds):
+    experiment, data, outcome = three_seeds
+    trajectory, scores = outcome.trajectory, outcome.scores
+    assert trajectory.seeds.tolist() == [0, 1, 2]
+    linear = np.array([4, 3, 2, 1], dtype=float)
+    for s in range(3):
+        members = [trajectory.seed_weights(s, m) for m in range(4)]
+        for split in ("val", "test"):
+            x, y = data.split(split)
+            singles = [forward(w, x) for w in members]
+            for n in range(1, 5):
+                assert scores[f"{split}_single_acc"][s, n - 1] == accuracy(singles[n - 1], y)
+                weights = linear[4 - n:] / linear[4 - n:].sum()
+                np.testing.assert_allclose(outcome.weights[s, n - 1, :n], weights)
+                averaged = [np.tensordot(weights, np.stack([m[i] for m in members[:n]]), axes=1)
+                            for i in range(len(members[0]))]
+                assert scores[f"{split}_average_acc"][s, n - 1] == accuracy(forward(averaged, x), y)
+                mixed = np.tensordot(weights, np.stack(singles[:n]), axes=1)
+                assert scores[f"{split}_ensemble_acc"][s, n - 1] == accuracy(mixed, y)
+            for name in ("ema_0.9", "swa"):
+                assert scores[f"{split}_{name}_acc"][s] == accuracy(forward(
+                    [w[s] for w in trajectory.averages[name]], x), y)
+    assert np.array_equal(scores["test_single_acc"][:, 0], scores["test_average_acc"][:, 0])  # n = 1: the same
+
+
+def test_the_summary_selects_on_validation_and_reports_test_with_t_intervals(three_seeds):
+    _, _, outcome = three_seeds
+    scores, summary, per_n = outcome.scores, outcome.summary, outcome.per_n
+    val_means = scores["val_average_acc"].mean(axis=0)
+    n = int(np.argmax(val_means))
+    assert summary["selected_n"] == n + 1
+    test = scores["test_average_acc"][:, n]
+    half = T_975[2] * test.std(ddof=1) / np.sqrt(3)
+    assert summary["selected_test_acc"] == pytest.approx(test.mean())
+    assert summary["selected_test_acc_ci_low"] == pytest.approx(test.mean() - half)
+    assert summary["selected_test_acc_ci_high"] == pytest.approx(test.mean() + half)
+    gains = scores["test_average_acc"] - scores["test_single_acc"][:, :1]
+    np.testing.assert_allclose(per_n["test_gain_vs_last"].mean, gains.mean(axis=0))
+    np.testing.assert_allclose(per_n["test_gain_vs_last"].high - per_n["test_gain_vs_last"].mean,
+                               T_975[2] * gains.std(axis=0, ddof=1) / np.sqrt(3))
+    assert summary["selected_gain_vs_last"] == pytest.approx(gains[:, n].mean())
+    assert summary["test_swa_acc"] == pytest.approx(scores["test_swa_acc"].mean())
+    assert not any(key.startswith("best") for key in summary)
+
+
+def test_no_selection_reads_test_rows(three_seeds):
+    """The same trajectory scored with other test labels selects the same n and the same weights."""
+    experiment, data, outcome = three_seeds
+    rng = np.random.default_rng(0)
+    shuffled = dataclasses.replace(data, y_test=rng.permutation(data.y_test))
+    again = run_experiment(experiment, shuffled, fetch=lambda train: (outcome.trajectory, True))
+    assert again.summary["selected_n"] == outcome.summary["selected_n"]
+    np.testing.assert_array_equal(again.weights, outcome.weights)
+    assert again.summary["selected_val_acc"] == outcome.summary["selected_val_acc"]
+    assert again.summary["selected_test_acc"] != outcome.summary["selected_test_acc"]
+
+
+def test_the_greedy_soup_selects_on_validation_only():
+    experiment = plan(compose(["averaging=greedy_soup", "seeds=2", "epochs=40", "window.size=6", "data.n_val=200"]))
+    data = experiment.load_data()
+    outcome = run_experiment(experiment, data)
+    for s in range(2):
+        members = [outcome.trajectory.seed_weights(s, m) for m in range(6)]
+        for n in range(1, 7):
+            row = outcome.weights[s, n - 1, :n]
+            chosen = row > 0
+            np.testing.assert_allclose(row[chosen], 1 / chosen.sum())  # an equal average of the soup
+            val = [accuracy(forward(m, data.x_val), data.y_val) for m in members[:n]]
+            assert chosen[int(np.argmax(val))]  # the best member on validation is in it
+
+    for split in ("x_test", "y_test"):  # test rows of another data set: the same soups
+        other = dataclasses.replace(data, **{split: np.flip(getattr(data, split), axis=0)})
+        again = run_experiment(experiment, other, fetch=lambda train: (outcome.trajectory, True))
+        np.testing.assert_array_equal(again.weights, outcome.weights)
+
+
+def test_a_weighting_that_misbehaves_fails_before_training(monkeypatch):
+    monkeypatch.setenv("POLYEXP_PLUGINS", "misbehaving_plugins")
+    experiment = plan(compose(["averaging=negative", "epochs=5", "window.size=2"]))
+    trained = []
+    with pytest.raises(PluginError, match="averaging plugin 'negative' returned a negative weight"):
+        run_experiment(experiment, experiment.load_data(), fetch=lambda train: trained.append(1))
+    assert trained == []
+
+
+def test_one_seed_has_no_interval():
+    experiment = plan(compose(["epochs=20", "window.size=3"]))
+    outcome = run_experiment(experiment, experiment.load_data())
+    assert outcome.scores["test_single_acc"].shape == (1, 3)
+    assert np.isnan(outcome.summary["selected_test_acc_ci_low"])
+    assert np.all(np.isnan(outcome.per_n["test_average_acc"].low))
+
+
+def test_mean_ci_is_students_t_interval():
+    values = np.array([[0.80, 0.1], [0.82, 0.3], [0.81, 0.2], [0.79, 0.2], [0.83, 0.2], [0.80, 0.1]])
+    estimate = mean_ci(values)
+    half = T_975[5] * values.std(axis=0, ddof=1) / np.sqrt(6)
+    np.testing.assert_allclose(estimate.mean, values.mean(axis=0))
+    np.testing.assert_allclose(estimate.high - estimate.mean, half, rtol=1e-6)
+    np.testing.assert_allclose(estimate.mean - estimate.low, half, rtol=1e-6)

@@ -1,0 +1,119 @@
+"""Identity: derived from the schema and the code; comments never count, code always does."""
+
+import sys
+import textwrap
+
+import pytest
+from conftest import compose
+
+from polyexp.config import plan
+from polyexp.identity import (
+    config_identity,
+    job_identity,
+    module_closure,
+    module_fingerprint,
+    platform_settings,
+    trajectory_identity,
+)
+from polyexp.registry import Affects
+
+
+def identities(*overrides: str):
+    experiment = plan(compose(list(overrides)))
+    return trajectory_identity(experiment), job_identity(experiment)
+
+
+def test_the_config_part_follows_what_each_field_affects():
+    experiment = plan(compose(["averaging=exp", "ema_decays=[0.9]"]))
+    training = config_identity(experiment, Affects.TRAINING)
+    everything = config_identity(experiment, Affects.SCORING)
+    assert {"data", "model", "optimizer", "window", "seed", "seeds", "epochs", "batch_size", "ema_decays",
+            "swa_start"} <= set(training)
+    assert "averaging" not in training and "recompute_bn" not in training
+    assert everything["averaging"] == {"name": "exp", "alpha": 2.0} and everything["recompute_bn"] is True
+    for runtime in ("threads", "verbose", "tracking", "cache"):
+        assert runtime not in everything
+
+
+def test_keys_change_exactly_with_what_changes_the_numbers():
+    base_trajectory, base_job = identities("averaging=exp")
+    alpha_trajectory, alpha_job = identities("averaging=exp", "averaging.alpha=4")
+    runtime_trajectory, runtime_job = identities("averaging=exp", "tracking.experiment=x", "cache.enabled=false",
+                                                 "threads=1", "verbose=true")
+    seed_trajectory, _ = identities("averaging=exp", "seed=1")
+    seeds_trajectory, _ = identities("averaging=exp", "seeds=2")
+    assert base_trajectory.key == alpha_trajectory.key == runtime_trajectory.key
+    assert base_job.key == runtime_job.key != alpha_job.key
+    assert len({base_trajectory.key, seed_trajectory.key, seeds_trajectory.key}) == 3
+
+
+def test_the_code_part_covers_the_loop_the_scoring_and_each_plugin_module():
+    trajectory, job = identities("averaging=exp")
+    assert {"polyexp.training", "polyexp.metrics", "polyexp.trajectory", "polyexp.data", "polyexp.models",
+            "polyexp.optimizers", "polyexp.window"} <= set(trajectory.code)
+    assert "polyexp.averaging" not in trajectory.code and "polyexp.experiment" not in trajectory.code
+    assert {"polyexp.experiment", "polyexp.evaluation", "polyexp.averaging", "polyexp.statistics"} <= set(job.code)
+    for io in ("polyexp.config", "polyexp.tracking", "polyexp.runner", "polyexp.plots", "polyexp.identity"):
+        assert io not in job.code  # what writes, logs or draws never decides a number
+    assert set(trajectory.libraries) == {"tensorflow", "keras", "numpy", "scikit-learn"}
+
+
+def write_module(folder, name: str, body: str) -> None:
+    (folder / f"{name}.py").write_text(textwrap.dedent(body))
+
+
+@pytest.fixture
+def plugin_folder(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for name in [m for m in sys.modules if m.startswith("idmod_")]:
+        del sys.modules[name]
+
+
+def test_comments_docstrings_and_layout_do_not_change_a_fingerprint_and_code_does(plugin_folder):
+    write_module(plugin_folder, "idmod_a", '''
+        """A module."""
+        def weights(n):
+            """Equal."""
+            return [1.0] * n
+        ''')
+    before = module_fingerprint("idmod_a")
+    write_module(plugin_folder, "idmod_a", '''
+        """A module, documented at length."""
+        # a comment
+        def weights(n):  # another
+            """Equal weights, said differently."""
+
+            return [1.0] * n
+        ''')
+    assert module_fingerprint("idmod_a") == before
+    write_module(plugin_folder, "idmod_a", '''
+        def weights(n):
+            return [2.0] * n
+        ''')
+    assert module_fingerprint("idmod_a") != before
+
+
+def test_a_module_counts_with_what_it_imports_from_its_package_except_for_type_checking(plugin_folder):
+    package = plugin_folder / "idmod_pkg"
+    package.mkdir()
+    write_module(package, "__init__", "")
+    write_module(package, "helpers", "def scale(x):\n    return 2 * x\n")
+    write_module(package, "typing_only", "X = 1\n")
+    write_module(package, "plugin", '''
+        from typing import TYPE_CHECKING
+        import json
+        from idmod_pkg import helpers
+        from .helpers import scale
+        if TYPE_CHECKING:
+            from idmod_pkg import typing_only
+        ''')
+    assert module_closure("idmod_pkg.plugin") == {"idmod_pkg.plugin", "idmod_pkg.helpers", "idmod_pkg"}
+    assert "idmod_pkg.helpers" not in sys.modules  # finding the modules imported none of them
+
+
+def test_the_platform_records_onednn(monkeypatch):
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert platform_settings()["onednn"] == "off"
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+    assert platform_settings()["onednn"] == "on"
