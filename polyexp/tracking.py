@@ -101,7 +101,8 @@ def open_experiment(uri: str, experiment: str) -> tuple[MlflowClient, str]:
     except TrackingError:
         raise
     except Exception as exc:
-        raise TrackingError(f"cannot use the MLflow tracking store {uri}: {_first_line(exc)}") from exc
+        message = _refusal(uri, experiment, exc) or f"cannot use the MLflow tracking store {uri}: {_first_line(exc)}"
+        raise TrackingError(message) from exc
 
 
 @contextlib.contextmanager
@@ -232,13 +233,33 @@ def _check_server(uri: str) -> None:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5):
             return
     except urllib.error.HTTPError:
-        return  # it answers: a proxy or an auth layer in front of MLflow, say
+        # It answers. A 401 or 403 here is no verdict on the credentials, which this request lacks
+        # (MLflow's client sends them, and more kinds than these): _refusal judges the first API call.
+        return
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise TrackingError(
             f"cannot reach the MLflow tracking server at {uri} ({reason}): start it, or set "
             "MLFLOW_TRACKING_URI / tracking.uri to a running one"
         ) from None
+
+
+def _refusal(uri: str, experiment: str, exc: BaseException) -> str | None:
+    """One line for a server that refused the credentials (401) or the user's rights (403), else None."""
+    status = exc.get_http_status_code() if isinstance(exc, MlflowException) else None
+    if not uri.startswith(("http://", "https://")) or status not in (401, 403):
+        return None
+    if status == 401:
+        return (
+            f"the MLflow tracking server at {uri} refused the credentials (HTTP 401): "
+            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a user it knows"
+        )
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    return (
+        f"the MLflow tracking server at {uri} denied {f'user {user!r}' if user else 'these credentials'} "
+        f"access to tracking.experiment={experiment!r} (HTTP 403): ask its admin for permission, or set "
+        "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a user who has it"
+    )
 
 
 def _artifact_root(uri: str) -> str | None:
