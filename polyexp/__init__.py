@@ -8,5 +8,8 @@ import os
 
 # TensorFlow's C++ start-up chatter (CUDA probing on CPU-only machines) says nothing actionable.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Ray's launcher forwards the jobs' output, and by default folds lines that differ only in their numbers
+# into one "[repeated Nx across cluster]": every job's results table but the first would vanish.
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 __version__ = "0.1.0"

@@ -71,15 +71,28 @@ def current_job() -> Job:
     hydra_config = HydraConfig.get()
     launch_dir = Path(hydra_config.runtime.cwd)
     multirun = hydra_config.mode == RunMode.MULTIRUN
-    n_jobs = hydra_config.launcher.get("n_jobs") or 1
     return Job(
         output_dir=Path(hydra_config.runtime.output_dir),
         launch_dir=launch_dir,
         overrides=tuple(hydra_config.overrides.task),
         sweep=read_sweep(launch_dir / hydra_config.sweep.dir) if multirun else None,
         number=hydra_config.job.num if multirun else 0,
-        workers=(os.cpu_count() or 1) if n_jobs < 0 else n_jobs,
+        workers=parallel_workers(hydra_config.launcher),
     )
+
+
+def parallel_workers(launcher: DictConfig) -> int:
+    """How many jobs the launcher runs side by side on one machine.
+
+    joblib: ``n_jobs`` (-1: one per core). Ray: as many as the cores hold when each job is a task
+    of ``ray.remote.num_cpus`` cores (Ray's default: 1), so a job's threads are about its CPUs.
+    """
+    cores = os.cpu_count() or 1
+    if "ray" in launcher:
+        task_cpus = OmegaConf.select(launcher, "ray.remote.num_cpus", default=None) or 1
+        return max(1, int(cores // task_cpus))
+    n_jobs = launcher.get("n_jobs") or 1
+    return cores if n_jobs < 0 else n_jobs
 
 
 class Terminated(SystemExit):
