@@ -29,7 +29,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
-from polyexp import plots, tracking
+from polyexp import plots, tracking, ui
 from polyexp.averaging import average, weight_matrix
 from polyexp.cache import TrajectoryCache, default_cache_dir, training_key
 from polyexp.config import Plan
@@ -110,6 +110,9 @@ def run_job(experiment: Plan, data: Dataset, job: Job, store: tracking.Store) ->
         tracking.log_metrics(client, run_id, outcome.metrics())
         tracking.guarded(client.log_artifacts, run_id, str(job.output_dir))
     print_table(outcome.scores.single_acc, outcome.scores.ensemble_acc)
+    if job.sweep is None:  # a sweep points at its parent run when it ends
+        log.info("%s", ui.view_hint(store.uri, store.experiment_id, run_id,
+                                    experiment=experiment.config["tracking"]["experiment"], launch_dir=job.launch_dir))
     return JobResult(
         "finished", name, list(job.overrides), run_id=run_id, trajectory=outcome.tags["trajectory"],
         single_acc=outcome.scores.single_acc.tolist(), ensemble_acc=outcome.scores.ensemble_acc.tolist(),

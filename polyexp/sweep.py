@@ -147,7 +147,7 @@ def close_sweeps(interrupted: bool = False) -> None:
 
 
 def close_sweep(sweep: Sweep, client: Any, interrupted: bool = False) -> None:
-    from polyexp import plots, tracking
+    from polyexp import plots, tracking, ui
 
     reports = [(path.parent.name, read_job_report(path)) for path in sorted(sweep.folder.rglob(JOB_REPORT))]
     reports.sort(key=lambda item: int(item[0]) if item[0].isdigit() else item[0])
@@ -184,6 +184,8 @@ def close_sweep(sweep: Sweep, client: Any, interrupted: bool = False) -> None:
     tracking.end_run(client, run_id, status)
     log.info("sweep %s: %s; summary in %s", status, ", ".join(f"{v} {k}" for k, v in counts.items()),
              sweep.folder)
+    with contextlib.suppress(Exception):  # a store that is gone was reported above
+        log.info("%s", ui.run_view_hint(client, run_id))
 
 
 def _table(reports: list[tuple[str, JobResult]]) -> str:
