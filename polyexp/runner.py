@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from polyexp import tracking
+from polyexp import tracking, ui
 from polyexp.cache import TrajectoryCache, default_cache_dir
 from polyexp.config import Plan
 from polyexp.data import Dataset
@@ -75,6 +75,9 @@ def run_job(
         tracking.log_metrics(client, run_id, metric_rows(outcome))
         tracking.guarded(client.log_artifacts, run_id, str(job.output_dir))
     print_table(outcome)
+    if job.sweep is None:  # a sweep points at its parent run when it ends
+        log.info("%s", ui.view_hint(store.uri, store.experiment_id, run_id,
+                                    experiment=experiment.settings.tracking.experiment, launch_dir=job.launch_dir))
     return JobResult(
         "finished", name, list(job.overrides), run_id=run_id, trajectory=tags["trajectory"],
         summary=outcome.summary, test_average_acc=outcome.per_n["test_average_acc"].mean.tolist(),

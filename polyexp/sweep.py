@@ -179,7 +179,7 @@ def close_sweeps(interrupted: bool = False) -> None:
 
 
 def close_sweep(sweep: Sweep, store: Store, interrupted: bool = False) -> None:
-    from polyexp import tracking
+    from polyexp import tracking, ui
     from polyexp.outputs import write_png
     from polyexp.plots import sweep_figure
 
@@ -215,6 +215,8 @@ def close_sweep(sweep: Sweep, store: Store, interrupted: bool = False) -> None:
     tracking.end_run(client, run_id, status)
     log.info("sweep %s: %s; summary in %s", status, ", ".join(f"{v} {k}" for k, v in counts.items()),
              sweep.folder)
+    with contextlib.suppress(Exception):  # a store that is gone was reported above
+        log.info("%s", ui.run_view_hint(client, run_id))
 
 
 def rank(reports: list[tuple[str, JobResult]]) -> list[tuple[str, JobResult]]:

@@ -1,0 +1,274 @@
+"""Links into the MLflow UI that open on the runs, and ``python -m polyexp.ui``, which serves them.
+
+MLflow 3's UI opens an experiment on its GenAI overview unless the browser chose "Model training"
+before (it keeps the choice in localStorage); no experiment tag changes that. A link that carries
+``workflowType=machine_learning`` opens on the runs whatever the browser chose::
+
+    ui = ui_address("sqlite:////work/mlflow.db")          # http://127.0.0.1:5000/ (python -m polyexp.ui)
+    runs_url(ui, "1")                                      # .../#/experiments/1/runs?workflowType=machine_learning
+    run_url(ui, "1", run_id), artifact_url(ui, "1", run_id, "plots/accuracy_vs_n.png")
+    compare_url(ui, "1", [run_a, run_b])                   # .../#/compare-runs?runs=[...]&experiments=["1"]&...
+
+``python -m polyexp.ui [--port 5000] [--experiment polyexp] [--uri URI]`` starts ``mlflow server`` on
+127.0.0.1 for the store polyexp uses from the current folder, prints the experiment's runs link and
+serves until Ctrl-C. For an http(s) tracking server it only prints that server's link.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+DEFAULT_EXPERIMENT = "polyexp"
+MACHINE_LEARNING = "workflowType=machine_learning"
+STARTUP_SECONDS = 120.0
+STOP_SECONDS = 15.0
+
+
+def is_server(tracking_uri: str) -> bool:
+    return tracking_uri.startswith(("http://", "https://"))
+
+
+def ui_address(tracking_uri: str, port: int = DEFAULT_PORT) -> str:
+    """Where the UI for ``tracking_uri`` lives: the server itself, else ``python -m polyexp.ui`` on loopback."""
+    if not is_server(tracking_uri):
+        return f"http://{HOST}:{port}/"
+    parts = urlsplit(tracking_uri)
+    host = parts.netloc.rpartition("@")[2]  # never print credentials
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/") + "/", "", ""))
+
+
+def runs_url(ui: str, experiment_id: str) -> str:
+    """The experiment's runs table."""
+    return f"{_experiment(ui, experiment_id)}/runs?{MACHINE_LEARNING}"
+
+
+def run_url(ui: str, experiment_id: str, run_id: str) -> str:
+    """One run's page: its metrics, parameters, tags, and for a sweep's parent its child runs."""
+    return f"{_experiment(ui, experiment_id)}/runs/{quote(run_id, safe='')}?{MACHINE_LEARNING}"
+
+
+def artifact_url(ui: str, experiment_id: str, run_id: str, path: str) -> str:
+    """One run's Artifacts tab, opened on ``path`` (``plots/accuracy_vs_n.png``)."""
+    run = f"{_experiment(ui, experiment_id)}/runs/{quote(run_id, safe='')}"
+    return f"{run}/artifacts/{quote(path.strip('/'), safe='/')}?{MACHINE_LEARNING}"
+
+
+def compare_url(ui: str, experiment_id: str, run_ids: Sequence[str]) -> str:
+    """MLflow's compare view of ``run_ids``: parameters and metrics side by side, and plots."""
+    runs = quote(json.dumps(list(run_ids), separators=(",", ":")), safe="[],")
+    experiments = quote(json.dumps([str(experiment_id)]), safe="[],")
+    return f"{_root(ui)}#/compare-runs?runs={runs}&experiments={experiments}&{MACHINE_LEARNING}"
+
+
+def view_command(
+    tracking_uri: str, experiment: str = DEFAULT_EXPERIMENT, launch_dir: Path | None = None
+) -> str:
+    """``python -m polyexp.ui``, with the options that point it at ``tracking_uri`` from ``launch_dir``."""
+    words = ["python", "-m", "polyexp.ui"]
+    if tracking_uri != f"sqlite:///{((launch_dir or Path.cwd()) / 'mlflow.db').resolve()}":
+        words += ["--uri", tracking_uri]
+    if experiment != DEFAULT_EXPERIMENT:
+        words += ["--experiment", experiment]
+    return shlex.join(words)
+
+
+def view_hint(
+    tracking_uri: str,
+    experiment_id: str,
+    run_id: str | None = None,
+    *,
+    experiment: str = DEFAULT_EXPERIMENT,
+    launch_dir: Path | None = None,
+) -> str:
+    """How to look at a run (or the experiment's runs): the command that serves it, then its link.
+
+    For a tracking server, only the link: it serves its UI itself.
+    """
+    ui = ui_address(tracking_uri)
+    url = run_url(ui, experiment_id, run_id) if run_id else runs_url(ui, experiment_id)
+    if is_server(tracking_uri):
+        return f"view: {url}"
+    return f"view: {view_command(tracking_uri, experiment, launch_dir)}\n      {url}"
+
+
+def run_view_hint(client: MlflowClient, run_id: str) -> str:
+    """``view_hint`` for a run, looking up its experiment through ``client``."""
+    experiment_id = client.get_run(run_id).info.experiment_id
+    name = client.get_experiment(experiment_id).name
+    return view_hint(client.tracking_uri, experiment_id, run_id, experiment=name)
+
+
+def _root(ui: str) -> str:
+    return ui if ui.endswith("/") else ui + "/"
+
+
+def _experiment(ui: str, experiment_id: str) -> str:
+    return f"{_root(ui)}#/experiments/{quote(str(experiment_id), safe='')}"
+
+
+# ---------------------------------------------------------------- python -m polyexp.ui
+
+
+class UiError(Exception):
+    """A reason not to serve, said in one line."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m polyexp.ui",
+        description="Serve the MLflow UI for polyexp's store on 127.0.0.1 and print the link to the runs.",
+    )
+    parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port on 127.0.0.1 (default: 5000)")
+    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="experiment to link (default: polyexp)")
+    parser.add_argument("--uri", help="tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    args = parser.parse_args(argv)
+    try:
+        from polyexp import tracking  # loads MLflow
+
+        uri = tracking.resolve_tracking_uri(args.uri, Path.cwd())
+        experiment_id = _find_experiment(uri, args.experiment)
+        if is_server(uri):
+            print(runs_url(ui_address(uri), experiment_id), flush=True)
+            return 0
+        _check_port(args.port)
+        with _serving(uri, args.port, tracking._artifact_root(uri)) as server:
+            print(f"MLflow UI for {_show_store(uri)} on http://{HOST}:{args.port} (Ctrl-C stops it); "
+                  f"the {args.experiment} runs:", flush=True)
+            print(runs_url(ui_address(uri, args.port), experiment_id), flush=True)
+            code = server.wait()
+            raise UiError(f"the MLflow server stopped (exit code {code})")
+    except UiError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1..65535)")
+    return int(text)
+
+
+def _find_experiment(uri: str, name: str) -> str:
+    """The id of experiment ``name`` in the store at ``uri``, which this never creates or changes."""
+    from mlflow import MlflowClient
+
+    from polyexp import tracking
+    from polyexp.errors import TrackingError
+
+    where = _show_store(uri)
+    run_first = shlex.join(["python", "-m", "polyexp"] + ([] if name == DEFAULT_EXPERIMENT
+                                                           else [f"tracking.experiment={name}"]))
+    missing = f"no {name} runs in {where} yet: run `{run_first}` first"
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise UiError(missing)
+    try:
+        if is_server(uri):
+            tracking._check_server(uri)
+        found = MlflowClient(uri).get_experiment_by_name(name)
+    except TrackingError as exc:
+        raise UiError(str(exc)) from None
+    except Exception as exc:
+        raise UiError(f"cannot read the MLflow store {where}: {tracking._first_line(exc)}") from None
+    if found is None:
+        raise UiError(missing)
+    if found.lifecycle_stage == "deleted":
+        raise UiError(f"the experiment {name} in {where} is deleted: restore it with "
+                      f"`mlflow experiments restore --experiment-id {found.experiment_id}`")
+    return found.experiment_id
+
+
+def _show_store(uri: str) -> str:
+    if not uri.startswith("sqlite:///"):
+        return ui_address(uri).rstrip("/") if is_server(uri) else uri
+    path = Path(uri.removeprefix("sqlite:///"))
+    with contextlib.suppress(ValueError):
+        return f"./{path.relative_to(Path.cwd().resolve())}"
+    return str(path)
+
+
+def _check_port(port: int) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((HOST, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UiError(f"port {port} on {HOST} is in use: pick another with --port") from None
+            raise UiError(f"cannot use port {port} on {HOST}: {exc.strerror}") from None
+
+
+@contextlib.contextmanager
+def _serving(uri: str, port: int, artifacts: str | None) -> Iterator[subprocess.Popen]:
+    """``mlflow server`` on 127.0.0.1:``port`` until the block ends, Ctrl-C, SIGTERM or SIGHUP."""
+    command = [sys.executable, "-m", "mlflow", "server", "--host", HOST, "--port", str(port), "--workers", "1",
+               "--backend-store-uri", uri, "--uvicorn-opts", "--no-access-log --log-level warning"]
+    if artifacts:  # the folder polyexp logs into: served for runs, and the default for new experiments
+        command += ["--artifacts-destination", artifacts]
+    # MLflow's job runner (GenAI judges and scheduled tasks) adds a process per queue; runs need none.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    # Also SIGINT: a process started in the background inherits it ignored, and must still stop on it.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    # Its own session: Ctrl-C reaches only this process, which then stops the server's whole tree.
+    server = subprocess.Popen(command, env=env, stdout=sys.stderr, start_new_session=True)
+    try:
+        _wait_until_ready(server, port)
+        yield server
+    finally:
+        _stop(server)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _wait_until_ready(server: subprocess.Popen, port: int) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise UiError(f"the MLflow server exited on start (exit code {server.returncode}); its output is above")
+        try:
+            with urllib.request.urlopen(f"http://{HOST}:{port}/health", timeout=2):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.25)
+    raise UiError(f"the MLflow server did not answer on http://{HOST}:{port} within {STARTUP_SECONDS:.0f} s")
+
+
+def _stop(server: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)  # mlflow passes it on to uvicorn and waits for it
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.wait(STOP_SECONDS)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)  # whatever did not stop in time, or outlived mlflow
+    server.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
