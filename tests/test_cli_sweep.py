@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, Cli, make_cli, metric_steps, table
+from conftest import ROOT, Cli, make_cli, metric_steps
 
 pytestmark = pytest.mark.slow
 

@@ -35,7 +35,7 @@ def three_seeds():
 
 
 def test_every_score_is_a_numpy_forward_pass_of_the_checkpoints(three_seeds):
-    experiment, data, outcome = three_seeds
+    _, data, outcome = three_seeds
     trajectory, scores = outcome.trajectory, outcome.scores
     assert trajectory.seeds.tolist() == [0, 1, 2]
     linear = np.array([4, 3, 2, 1], dtype=float)

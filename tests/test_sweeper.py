@@ -55,7 +55,8 @@ def test_a_field_no_chosen_option_has_is_refused_in_one_line(overrides, message)
 def test_a_sweep_is_named_short_and_known_again_by_its_overrides():
     overrides = ["averaging=exp", "averaging.alpha=1,2,4", "hydra.sweep.dir=x"]
     assert sweep_name(overrides) == "sweep exp alpha=1,2,4"
-    assert sweep_name(["seeds=10", "data=digits", "averaging=equal,linear"]) == "sweep seeds=10 data=digits equal,linear"
+    named = sweep_name(["seeds=10", "data=digits", "averaging=equal,linear"])
+    assert named == "sweep seeds=10 data=digits equal,linear"
     assert sweep_key(overrides, "polyexp") == sweep_key(["averaging.alpha=1,2,4", "averaging=exp", "threads=1"],
                                                          "polyexp")
     assert sweep_key(overrides, "polyexp") != sweep_key(["averaging=exp", "averaging.alpha=1,2"], "polyexp")

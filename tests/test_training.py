@@ -156,6 +156,6 @@ def test_batchnorm_and_dropout_models_train_in_a_group():
     trajectory = train(build, sgd(), DATA, seeds=[0, 1], epochs=5, batch_size=32, window=[5, 4])
     names = trajectory.names
     assert any("moving_mean" in n for n in names)
-    mean = trajectory.checkpoints[[i for i, n in enumerate(names) if "moving_mean" in n][0]]
+    mean = trajectory.checkpoints[next(i for i, n in enumerate(names) if "moving_mean" in n)]
     assert mean.shape[:2] == (2, 2) and not np.allclose(mean, 0)  # the statistics moved, per seed
     assert not np.allclose(mean[0], mean[1])
