@@ -100,4 +100,5 @@ def test_a_single_job_ends_with_how_to_view_its_run(cli: Cli):
     lines = result.stderr.splitlines()
     assert lines[-2].endswith("] view: python -m polyexp.ui")
     assert lines[-1] == "      " + run_url(LOCAL, run.info.experiment_id, run.info.run_id)
-    assert all(line.startswith("> ") for line in result.stdout.splitlines())  # stdout: the table alone
+    lines = result.stdout.splitlines()  # stdout: the results alone
+    assert all(line.startswith("> ") for line in lines[:-1]) and lines[-1].startswith("selected on validation")

@@ -1,3 +1,4 @@
+import re
 """``python -m polyexp.ui`` in a real headless Chromium, as a new user sees it: a fresh profile.
 
 A sweep through the real CLI, then the printed link: the runs table (parent and children), a child's
@@ -144,7 +145,8 @@ def check_runs_table(page: Page, url: str, parent: str, children: list[str]) -> 
     assert page.evaluate("localStorage.getItem('mlflow.workflowType_v1')") is None  # the link alone did it
     name.get_by_role("button").click()  # expand the parent: its jobs
     for child in children:
-        expect(page.get_by_role("gridcell").filter(has_text=child)).to_be_visible(timeout=PAGE_MS)
+        exactly = re.compile(rf"{re.escape(child)}(?![,\d])")  # not the parent's name, "... alpha=1,2"
+        expect(page.get_by_role("gridcell").filter(has_text=exactly)).to_be_visible(timeout=PAGE_MS)
 
 
 def check_artifact(page: Page, url: str) -> None:
