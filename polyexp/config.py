@@ -133,10 +133,36 @@ def register_configs() -> None:
     Plugins.instance().register(PolyexpSweeper)  # whether or not Hydra's plugin scan found it
     import_plugin_modules()
     store = ConfigStore.instance()
+    _store_optuna_preset(store)
     store.store(name="polyexp_schema", node=experiment_config_class())
     for registry in GROUPS:
         for plugin in registry:
             store.store(group=registry.group, name=plugin.name, node=plugin.config_class())
+
+
+def _store_optuna_preset(store: ConfigStore) -> None:
+    """``hydra/sweeper=optuna`` (Hydra's Optuna sweeper, when installed), set up for polyexp.
+
+    A job returns its validation score (``selected_val_acc``), so the study maximises (Optuna's default
+    is to minimise); trials run one after another and the sampler is seeded, so a command repeats its
+    trials. A YAML file of the same name cannot do this: Hydra refuses to merge it with the plugin's schema.
+    """
+    try:
+        from hydra_plugins.hydra_optuna_sweeper.config import Direction, OptunaSweeperConf, TPESamplerConfig
+    except ImportError:
+        return
+
+    @dataclass
+    class PolyexpOptuna(OptunaSweeperConf):
+        direction: Any = Direction.maximize
+        n_jobs: int = 1
+
+    @dataclass
+    class SeededTPE(TPESamplerConfig):
+        seed: Optional[int] = 0  # noqa: UP045
+
+    store.store(group="hydra/sweeper", name="optuna", node=PolyexpOptuna, provider="polyexp")
+    store.store(group="hydra/sweeper/sampler", name="tpe", node=SeededTPE, provider="polyexp")
 
 
 @dataclass(frozen=True)

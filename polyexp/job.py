@@ -75,8 +75,17 @@ def run_name(weighting: str, overrides: Sequence[str], swept_keys: Sequence[str]
         unswept = swept_keys is not None and key not in swept_keys
         if key == "averaging" or key.startswith(("hydra.", "hydra/")) or unswept:
             continue
-        parts.append(f"{key.removeprefix('averaging.')}={value}")
+        parts.append(f"{key.removeprefix('averaging.')}={_short(value)}")
     return " ".join(parts)
+
+
+def _short(value: str) -> str:
+    """A sampled number (an Optuna trial's 7.180374727086953) to 6 significant digits; anything else as given."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:.6g}" if "." in value and len(value) > 8 else value
 
 
 def write_job_report(folder: Path, result: JobResult) -> None:
