@@ -22,13 +22,15 @@ scikit-learn is imported inside the plugins, so that checking a config does not 
 
 from __future__ import annotations
 
+import csv as csv_format
 from dataclasses import dataclass
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import numpy as np
 
 from polyexp.errors import ConfigError, PluginError
-from polyexp.registry import Ge, Gt, Lt, Registry
+from polyexp.registry import File, Ge, Gt, Lt, Registry
 
 DATASETS = Registry("data")
 
@@ -233,6 +235,118 @@ _register_shipped("digits", "Handwritten digits, 8x8 pixels: 1797 rows, 64 featu
 _register_shipped("wine", "Wine cultivars: 178 rows, 13 features, 3 classes")
 _register_shipped("iris", "Iris flowers: 150 rows, 4 features, 3 classes")
 _register_shipped("breast_cancer", "Breast cancer diagnosis: 569 rows, 30 features, 2 classes")
+
+
+DataFile = Annotated[str, File()]
+
+
+@DATASETS.register
+def csv(
+    *,
+    path: DataFile,
+    target: str,
+    features: Optional[list[str]] = None,  # noqa: UP045 - OmegaConf reads typing.Optional on Python 3.10
+    train_fraction: TrainFraction = 0.5,
+    val_fraction: ValFraction = 0.2,
+    split_seed: int = 0,
+    standardize: bool = True,
+) -> Dataset:
+    """Your own rows: a CSV file with a header row; the target column holds the classes (labels of any
+    kind), the feature columns (every other one, or those listed) numbers."""
+    file = _readable(path)
+    with open(file, newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv_format.reader(handle))
+    if not rows:
+        raise ConfigError.field("data.path", path, "the file is empty; it needs a header row, then one row per example")
+    header, rows = [name.strip() for name in rows[0]], [row for row in rows[1:] if any(cell.strip() for cell in row)]
+    columns = ", ".join(header)
+    if target not in header:
+        raise ConfigError.field("data.target", target, f"{path} has no such column; its columns: {columns}")
+    chosen = features if features is not None else [name for name in header if name != target]
+    for name in chosen:
+        if name not in header or name == target:
+            raise ConfigError.field("data.features", chosen, f"{name!r} is not a feature column of {path}; "
+                                                              f"its columns: {columns}")
+    if not chosen:
+        raise ConfigError.field("data.path", path, f"it has no feature column besides {target!r}")
+    where = [header.index(name) for name in chosen]
+    x = np.empty((len(rows), len(chosen)))
+    for i, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise ConfigError.field("data.path", path, f"line {i} has {len(row)} cells, the header {len(header)}")
+        for j, column in enumerate(where):
+            try:
+                x[i - 2, j] = float(row[column])
+            except ValueError:
+                raise ConfigError.field("data.path", path, f"column {header[column]!r} is not numeric (line {i}: "
+                                        f"{row[column]!r}); features must be numbers: drop or encode it, or list "
+                                        "the numeric ones in data.features") from None
+    labels = [row[header.index(target)].strip() for row in rows]
+    return table_dataset(x, labels, path, ("data.target", target), train_fraction=train_fraction,
+                         val_fraction=val_fraction, split_seed=split_seed, standardize=standardize)
+
+
+@DATASETS.register
+def npz(
+    *,
+    path: DataFile,
+    train_fraction: TrainFraction = 0.5,
+    val_fraction: ValFraction = 0.2,
+    split_seed: int = 0,
+    standardize: bool = True,
+) -> Dataset:
+    """Your own rows as NumPy arrays: an .npz file with x (rows, features) of numbers and y (rows,) of class labels."""
+    file = _readable(path)
+    try:
+        with np.load(file, allow_pickle=False) as arrays:
+            missing = [key for key in ("x", "y") if key not in arrays.files]
+            if missing:
+                raise ConfigError.field("data.path", path, f"it has no array {missing[0]!r}; it holds "
+                                        f"{', '.join(arrays.files) or 'none'} (polyexp reads x and y)")
+            x, y = arrays["x"], arrays["y"]
+    except (OSError, ValueError) as exc:
+        raise ConfigError.field("data.path", path, f"it is not a readable .npz file ({exc})") from None
+    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
+        raise ConfigError.field("data.path", path, f"x must be (rows, features) and y (rows,); they are "
+                                f"{x.shape} and {y.shape}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise ConfigError.field("data.path", path, f"x holds {x.dtype} values; features must be numbers")
+    return table_dataset(x.astype(np.float64), [str(v) for v in y.tolist()], path, ("data.path", path),
+                         train_fraction=train_fraction, val_fraction=val_fraction, split_seed=split_seed,
+                         standardize=standardize)
+
+
+def table_dataset(
+    x: np.ndarray, labels: list[str], path: str, labelled_by: tuple[str, object], **split: object
+) -> Dataset:
+    """Rows of numbers and their labels (of any kind: each distinct label is a class), split and standardised.
+
+    ``labelled_by`` is the field and value that name the labels, for messages.
+    """
+    if not np.all(np.isfinite(x)):
+        raise ConfigError.field("data.path", path, "some features are not finite numbers (NaN or infinite)")
+    names = sorted(set(labels), key=_label_order)
+    if len(names) < 2:
+        single = f" ({names[0]!r})" if names else ""
+        raise ConfigError.field(*labelled_by, f"the labels hold a single class{single}; classification needs two "
+                                              "or more")
+    ids = {name: i for i, name in enumerate(names)}
+    return split_stratified(x, np.array([ids[label] for label in labels]), class_names=tuple(names), **split)
+
+
+def _label_order(label: str) -> tuple[int, float, str]:
+    try:
+        return 0, float(label), ""
+    except ValueError:
+        return 1, 0.0, label
+
+
+def _readable(path: str) -> Path:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        where = "" if file.is_absolute() else f" (relative to {Path.cwd()}, the folder polyexp was launched from)"
+        raise ConfigError.field("data.path", path, f"no such file{where}")
+    return file
 
 
 def _require_all_classes(y: np.ndarray, y_train: np.ndarray, key: str, value: object) -> None:

@@ -89,9 +89,13 @@ def config_identity(plan: Plan, up_to: Affects) -> dict[str, Any]:
     chosen: dict[str, Any] = {}
     for registry in GROUPS:
         plugin = plan.plugins[registry.group].plugin
+        config = plan.plugins[registry.group].config
         fields = {"name": plugin.name}
-        fields.update({p.name: plan.plugins[registry.group].config[p.name] for p in plugin.params
-                       if wanted(p.affects or registry.affects)})
+        for p in plugin.params:
+            if wanted(p.affects or registry.affects):
+                fields[p.name] = config[p.name]
+                if p.is_file and config[p.name] is not None:
+                    fields[f"{p.name} content"] = file_fingerprint(config[p.name])
         if wanted(registry.affects) or len(fields) > 1:
             chosen[registry.group] = fields
     for param in SETTINGS:
@@ -111,6 +115,24 @@ def _identity(plan: Plan, up_to: Affects, roots: Iterable[str]) -> Identity:
             modules |= module_closure(plan.plugins[registry.group].plugin.fn.__module__)
     code = {name: module_fingerprint(name) for name in sorted(modules)}
     return Identity(config_identity(plan, up_to), code, libraries(), platform_settings())
+
+
+def file_fingerprint(path: str) -> str:
+    """A hash of a file's bytes ("missing" if there is none): a data file edited in place is new data."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return "missing"
+    return _file_digest(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def libraries() -> dict[str, str]:

@@ -74,6 +74,13 @@ class Affects(enum.Enum):
     NOTHING = "nothing"  # where and how a job runs, never a number
 
 
+class File:
+    """``Annotated[str, File()]``: the field names a file whose content decides the numbers (identity hashes it)."""
+
+    def __repr__(self) -> str:
+        return "File()"
+
+
 @dataclass(frozen=True)
 class Bound:
     """A bound on a number (or on every item of a list): ``Annotated[float, Gt(0)]``."""
@@ -115,6 +122,7 @@ class Param:
     bounds: tuple[Bound, ...] = ()  # on the value, or on each item of a list
     choices: tuple[Any, ...] = ()  # from Literal[...]
     affects: Affects | None = None  # None: what the group or settings class decides
+    is_file: bool = False  # the value names a file whose content counts (see File)
 
     @property
     def nested(self) -> bool:
@@ -463,7 +471,7 @@ def _param(name: str, hint: Any, default: Any) -> Param:
         raise TypeError(f"type {hint} is not supported; use bool, int, float, str, Literal or list")
     if optional:
         value_type = Optional[value_type]  # noqa: UP045 - OmegaConf wants typing.Optional
-    return Param(name, value_type, default, bounds, choices, _affects(extras))
+    return Param(name, value_type, default, bounds, choices, _affects(extras), any(isinstance(e, File) for e in extras))
 
 
 def _strip_annotated(hint: Any) -> tuple[Any, tuple[Any, ...]]:

@@ -5,7 +5,7 @@ import pytest
 from sklearn.datasets import make_blobs
 
 from polyexp.data import DATASETS, Dataset, check_dataset
-from polyexp.errors import PluginError
+from polyexp.errors import ConfigError, PluginError
 
 
 def test_blobs_default_is_the_seed_split_with_validation_rows_around_the_same_centres():
@@ -64,3 +64,63 @@ def test_check_dataset_rejects_what_training_cannot_use():
         check_dataset(Dataset(x + np.nan, y, x, y, x, y), "data plugin 'p'")
     with pytest.raises(PluginError, match="x_val has 3 features, x_train 2"):
         check_dataset(Dataset(x, y, np.zeros((4, 3), np.float32), y, x, y), "data plugin 'p'")
+
+
+def write_csv(path, header: str, rows: list[str]) -> str:
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return str(path)
+
+
+def iris_like(tmp_path, rows_per_class: int = 20):
+    rng = np.random.default_rng(0)
+    lines = [f"{a:.3f},{b:.3f},{name}" for name, centre in (("setosa", 0), ("versicolor", 3), ("virginica", 6))
+             for a, b in rng.normal(centre, 1, size=(rows_per_class, 2))]
+    return write_csv(tmp_path / "flowers.csv", "width,length,species", lines)
+
+
+def test_a_csv_file_gives_classes_from_any_labels_with_the_shipped_sets_split(tmp_path):
+    data = DATASETS["csv"].bind({"path": iris_like(tmp_path), "target": "species"})()
+    assert data.class_names == ("setosa", "versicolor", "virginica") and data.num_features == 2
+    assert (len(data.x_train), len(data.x_val), len(data.x_test)) == (24, 6, 30)
+    for split in ("train", "val", "test"):
+        assert np.bincount(data.split(split)[1]).tolist() == [len(data.split(split)[1]) // 3] * 3
+    np.testing.assert_allclose(data.x_train.mean(axis=0), 0, atol=1e-6)  # standardised on the training rows
+    only = DATASETS["csv"].bind({"path": iris_like(tmp_path), "target": "species", "features": ["length"]})()
+    assert only.num_features == 1
+
+
+def test_numeric_labels_keep_their_order(tmp_path):
+    path = write_csv(tmp_path / "n.csv", "x,y", [f"{i},{label}" for i in range(30) for label in ("2", "10", "1")])
+    assert DATASETS["csv"].bind({"path": path, "target": "y"})().class_names == ("1", "2", "10")
+
+
+@pytest.mark.parametrize(("content", "config", "message"), [
+    (None, {"target": "species"}, "data.path='{path}' is not allowed: no such file"),
+    ("width,length,species\n1,2,a\n", {"target": "kind"},
+     "data.target='kind' is not allowed: {path} has no such column; its columns: width, length, species"),
+    ("width,colour,species\n" + "1,red,a\n" * 5, {"target": "species"},
+     "data.path='{path}' is not allowed: column 'colour' is not numeric (line 2: 'red')"),
+    ("width,species\n" + "1,a\n" * 30, {"target": "species"},
+     "data.target='species' is not allowed: the labels hold a single class ('a'); classification needs two or more"),
+    ("width,species\n1,a\n2,b\n3,a\n", {"target": "species"}, "data.train_fraction=0.5 is not allowed"),
+    ("width,species\n1,a,3\n", {"target": "species"}, "data.path='{path}' is not allowed: line 2 has 3 cells"),
+    ("width,species\n" + "1,a\n2,b\n" * 10, {"target": "species", "features": ["height"]},
+     "data.features=['height'] is not allowed: 'height' is not a feature column"),
+])
+def test_a_csv_that_cannot_be_used_fails_in_one_line_naming_the_problem(tmp_path, content, config, message):
+    path = tmp_path / "rows.csv"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError) as error:
+        DATASETS["csv"].bind({"path": str(path), **config})()
+    assert message.format(path=path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_an_npz_file_with_x_and_y(tmp_path):
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "rows.npz", x=rng.normal(size=(60, 3)), y=np.repeat(["cat", "dog"], 30))
+    data = DATASETS["npz"].bind({"path": str(tmp_path / "rows.npz")})()
+    assert data.class_names == ("cat", "dog") and data.num_features == 3
+    np.savez(tmp_path / "bad.npz", features=np.zeros((4, 2)))
+    with pytest.raises(ConfigError, match="it has no array 'x'; it holds features"):
+        DATASETS["npz"].bind({"path": str(tmp_path / "bad.npz")})()
