@@ -8,6 +8,10 @@ import os
 
 # TensorFlow's C++ start-up chatter (CUDA probing on CPU-only machines) says nothing actionable.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# oneDNN's kernels cost more to launch than the small models polyexp trains take to compute: with it
+# off, a training step of a group of seeds takes a third of the time (benchmarks/README.md). Set
+# TF_ENABLE_ONEDNN_OPTS=1 for large models; the setting is part of every result's identity.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 # Ray's launcher forwards the jobs' output, and by default folds lines that differ only in their numbers
 # into one "[repeated Nx across cluster]": every job's results table but the first would vanish.
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")

@@ -80,6 +80,9 @@ class Settings:
     ema_decays: Optional[list[Annotated[float, Gt(0), Lt(1)]]] = None  # noqa: UP045
     # Stochastic weight averaging: the equal mean of the weights after every epoch from this one.
     swa_start: Annotated[Optional[int], Ge(1)] = None  # noqa: UP045
+    # Score the learning curves after every N-th epoch (and the window's and the last); None: every
+    # epoch for one seed, every 10th for a group, where scoring every seed on every split dominates.
+    curve_every: Annotated[Optional[int], Ge(1)] = None  # noqa: UP045
     # Recompute BatchNorm statistics of every averaged model with a pass over the training rows.
     recompute_bn: Annotated[bool, Affects.SCORING] = True
     # TensorFlow threads per job; None: all cores, divided among a parallel launcher's workers.
@@ -91,6 +94,11 @@ class Settings:
     @property
     def seed_list(self) -> list[int]:
         return list(range(self.seed, self.seed + self.seeds))
+
+    @property
+    def curve_interval(self) -> int:
+        """Epochs between two scorings of the learning curves."""
+        return self.curve_every or (1 if self.seeds == 1 else 10)
 
 
 SETTINGS: tuple[Param, ...] = fields_of(Settings)

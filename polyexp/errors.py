@@ -24,9 +24,11 @@ class PluginError(PolyexpError):
 
 
 class TrainingDiverged(PolyexpError):
-    """The training loss became NaN or infinite; ``history`` holds the curves up to ``epoch``."""
+    """The training loss became NaN or infinite; ``history`` holds the curves scored up to ``epoch``."""
 
-    def __init__(self, epoch: int, loss: float, seed: int, history: dict | None = None) -> None:
+    def __init__(
+        self, epoch: int, loss: float, seed: int, history: dict | None = None, curve_epochs: object = ()
+    ) -> None:
         super().__init__(
             f"training diverged at epoch {epoch} (seed {seed}): the training loss is {loss}. "
             "Lower optimizer.learning_rate or change the optimizer."
@@ -34,6 +36,7 @@ class TrainingDiverged(PolyexpError):
         self.epoch = epoch
         self.seed = seed
         self.history = history or {}
+        self.curve_epochs = curve_epochs  # the epochs of the history's columns
 
 
 class TrackingError(PolyexpError):

@@ -72,8 +72,8 @@ def write_outputs(folder: Path, plan: Plan, data: Dataset, outcome: Outcome, nam
     history = trajectory.history
     write_text(folder / "history.csv", _csv(
         ["seed", "epoch", *history],
-        ([seed, e + 1, *(values[s, e] for values in history.values())]
-         for s, seed in enumerate(seeds) for e in range(history["train_acc"].shape[1])),
+        ([seed, epoch, *(values[s, c] for values in history.values())]
+         for s, seed in enumerate(seeds) for c, epoch in enumerate(trajectory.curve_epochs)),
     ))
     write_text(folder / "weights.json", json.dumps(_weights_document(name, seeds, outcome.weights), indent=1))
     write_trajectory(folder / "checkpoints.npz", trajectory)
@@ -81,7 +81,8 @@ def write_outputs(folder: Path, plan: Plan, data: Dataset, outcome: Outcome, nam
 
     figures = {
         "data": lambda: plots.data_figure(data, plan.data.name),
-        "learning_curves": lambda: plots.learning_curves_figure(history, trajectory.epochs.tolist()),
+        "learning_curves": lambda: plots.learning_curves_figure(history, trajectory.curve_epochs,
+                                                                trajectory.epochs.tolist()),
         "accuracy_vs_n": lambda: plots.accuracy_figure(outcome.per_n, outcome.summary, name,
                                                        test_rows=len(data.x_test), seeds=len(seeds)),
         "weights": lambda: plots.weights_figure(

@@ -49,11 +49,13 @@ def data_figure(data: Dataset, title: str) -> Figure:
     return figure
 
 
-def learning_curves_figure(history: Mapping[str, np.ndarray], window: Sequence[int]) -> Figure:
-    """Accuracy and loss on every split per epoch, the window shaded; then a close-up of the window."""
+def learning_curves_figure(
+    history: Mapping[str, np.ndarray], curve_epochs: Sequence[int], window: Sequence[int]
+) -> Figure:
+    """Accuracy and loss on every split per scored epoch, the window shaded; then a close-up of the window."""
     figure = Figure(figsize=(14, 4), subplotpars=_margins(left=0.05, right=0.98, wspace=0.25, top=0.86))
     axes = figure.subplots(1, 3)
-    epochs = np.arange(1, history["train_acc"].shape[1] + 1)
+    epochs = np.asarray(curve_epochs)
     for ax, metric in zip(axes[:2], ("acc", "loss"), strict=True):
         for split, color in (("train", "C0"), ("val", "C2"), ("test", "C1")):
             _band(ax, epochs, mean_ci(history[f"{split}_{metric}"]), color, split)
@@ -61,17 +63,19 @@ def learning_curves_figure(history: Mapping[str, np.ndarray], window: Sequence[i
         ax.set(xlabel="epoch", ylabel="accuracy" if metric == "acc" else "cross-entropy")
         ax.legend(fontsize="small")
     span = max(window) - min(window) + 1
-    shown = epochs[epochs > max(window) - max(3 * span, 30)]
-    members = np.asarray(window)
+    shown = epochs > max(window) - max(3 * span, 30)
     test = mean_ci(history["test_acc"])
     close_up = axes[2]
-    _band(close_up, shown, test[shown - 1], "C1", "test")
-    close_up.plot(members, test.mean[members - 1], "o", color="C1", label="kept checkpoints")
+    _band(close_up, epochs[shown], test[shown], "C1", "test")
+    kept = np.isin(epochs, window)
+    close_up.plot(epochs[kept], test.mean[kept], "o", color="C1", label="kept checkpoints")
     close_up.axvspan(min(window) - 0.5, max(window) + 0.5, color="grey", alpha=0.2)
     close_up.set(xlabel="epoch", ylabel="test accuracy", title="the end of training")
     close_up.legend(fontsize="small")
     seeds = history["train_acc"].shape[0]
-    figure.suptitle("Learning curves" + (f": mean of {seeds} seeds, 95% interval shaded" if seeds > 1 else ""))
+    every = "" if len(epochs) == epochs[-1] else f", scored at {len(epochs)} epochs"
+    figure.suptitle("Learning curves" + (f": mean of {seeds} seeds, 95% interval shaded" if seeds > 1 else "")
+                    + every)
     return figure
 
 

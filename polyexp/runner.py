@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,7 @@ def run_job(
         except TrainingDiverged as diverged:  # keep the curves up to the divergence
             tracking.log_tags(client, run_id, {**tags, "diverged_epoch": str(diverged.epoch),
                                                "diverged_seed": str(diverged.seed)})
-            tracking.log_metrics(client, run_id, per_epoch_rows(diverged.history))
+            tracking.log_metrics(client, run_id, per_epoch_rows(diverged.history, diverged.curve_epochs))
             raise
         finally:
             progress.close()
@@ -103,17 +104,17 @@ def metric_rows(outcome: Outcome) -> list[tuple[str, float, int]]:
     for key, estimate in outcome.per_n.items():
         for part, values in (("", estimate.mean), ("_ci_low", estimate.low), ("_ci_high", estimate.high)):
             rows += [(key + part, v, n) for n, v in enumerate(values, start=1) if np.isfinite(v)]
-    rows += per_epoch_rows(outcome.trajectory.history)
+    rows += per_epoch_rows(outcome.trajectory.history, outcome.trajectory.curve_epochs)
     summary = dict(outcome.summary)
     if outcome.train_seconds is not None:
         summary["train_seconds"] = outcome.train_seconds
     return rows + [(key, float(value), 0) for key, value in summary.items() if np.isfinite(value)]
 
 
-def per_epoch_rows(history: dict[str, np.ndarray]) -> list[tuple[str, float, int]]:
+def per_epoch_rows(history: dict[str, np.ndarray], curve_epochs: Sequence[int]) -> list[tuple[str, float, int]]:
     """The learning curves, averaged over seeds: (key, value, epoch)."""
-    return [(key, v, epoch) for key, values in history.items()
-            for epoch, v in enumerate(np.mean(values, axis=0), start=1)]
+    return [(key, v, int(epoch)) for key, values in history.items()
+            for epoch, v in zip(curve_epochs, np.mean(values, axis=0), strict=True)]
 
 
 def _fetch(experiment: Plan, job: Job) -> Fetch | None:

@@ -4,9 +4,10 @@ The semantics are Keras' ``fit(shuffle=True)``, per seed: every epoch visits the
 fresh random order, in batches of ``batch_size`` (the last one smaller), one optimizer step per
 batch, loss categorical cross-entropy plus the model's own losses. Seed ``s`` initialises its model
 after ``keras.utils.set_random_seed(s)`` and orders epoch ``e``'s rows by ``(s, e)`` alone, so the
-numbers do not depend on how the epochs are split into calls. After every epoch each seed is scored
-on the whole training, validation and test splits (``fit`` reports a running mean over the epoch's
-batches instead).
+numbers do not depend on how the epochs are split into calls. The learning curves score each seed on
+the whole training, validation and test splits (``fit`` reports a running mean over the epoch's
+batches instead) after every ``curve_every``-th epoch, the window's epochs and the last one; the
+running mean of the batch losses, kept every epoch, stops training as soon as it diverges.
 
 The S seeds' weights are stacked along a leading axis: Keras' ``stateless_call`` under
 ``tf.vectorized_map`` computes every seed's gradients in one graph, and the optimizer (an elementwise
@@ -62,6 +63,7 @@ def train(
     window: Sequence[int],
     ema_decays: Sequence[float] = (),
     swa_start: int | None = None,
+    curve_every: int = 1,
     on_progress: Callable[[int], None] | None = None,
 ) -> Trajectory:
     """Train one model per seed for ``epochs`` and keep their weights at the ``window`` epochs.
@@ -73,7 +75,7 @@ def train(
         keras.utils.set_random_seed(seed)
         models.append(build_model())
     settings = dict(data=data, epochs=epochs, batch_size=batch_size, window=window,
-                    ema_decays=tuple(ema_decays), swa_start=swa_start)
+                    ema_decays=tuple(ema_decays), swa_start=swa_start, curve_every=curve_every)
     if len(models) > 1:
         try:
             return _Loop(models, list(seeds), build_optimizer(), vectorize=True, **settings).train(on_progress)
@@ -123,6 +125,7 @@ class _Loop:
         window: Sequence[int],
         ema_decays: tuple[float, ...],
         swa_start: int | None,
+        curve_every: int,
     ) -> None:
         self.model, self.seeds, self.optimizer, self.vectorize = models[0], seeds, optimizer, vectorize
         self.data, self.epochs = data, epochs
@@ -147,6 +150,10 @@ class _Loop:
         slot_of_epoch[np.asarray(window)] = np.arange(len(window), dtype=np.int32)
         self.window = np.asarray(window, dtype=np.int64)
         self.slot_of_epoch = tf.constant(slot_of_epoch)
+        scored = np.arange(epochs + 1) % curve_every == 0
+        scored[[1, epochs, *window]] = True
+        self.curve_epochs = np.flatnonzero(scored[1:]) + 1
+        self.scored = tf.constant(scored)
         self.slots = [tf.Variable(tf.zeros((len(window), *v.shape), v.dtype), trainable=False)
                       for v in self._stacked_weights()]
 
@@ -171,15 +178,16 @@ class _Loop:
         while done < self.epochs:
             count = min(count, self.epochs - done)
             started = time.perf_counter()
-            chunks.append(self.run(tf.constant(done + 1), tf.constant(count)).numpy())
+            metrics, losses = self.run(tf.constant(done + 1), tf.constant(count))
+            chunks.append(metrics.numpy())
             elapsed = time.perf_counter() - started
-            losses = chunks[-1][:, :, HISTORY_KEYS.index("train_loss")]  # (count, S)
-            bad = np.argwhere(~np.isfinite(losses))
+            bad = np.argwhere(~np.isfinite(losses.numpy()))  # (count, S): each epoch's mean batch loss
             if bad.size:
                 row, s = bad[0]
                 epoch = done + int(row) + 1
-                history = {k: v[:, :epoch] for k, v in self._history(chunks).items()}
-                raise TrainingDiverged(epoch, float(losses[row, s]), self.seeds[s], history)
+                scored = self.curve_epochs[self.curve_epochs <= epoch]
+                history = {k: v[:, scored - 1] for k, v in self._history(chunks, all_epochs=True).items()}
+                raise TrainingDiverged(epoch, float(losses.numpy()[row, s]), self.seeds[s], history, scored)
             done += count
             if on_progress is not None:
                 on_progress(done)
@@ -190,14 +198,18 @@ class _Loop:
             epochs=self.window,
             names=[w.path for w in self.model.weights],
             checkpoints=[np.swapaxes(slot.numpy(), 0, 1) for slot in self.slots],  # (K, S, ...) -> (S, K, ...)
+            curve_epochs=self.curve_epochs,
             history=self._history(chunks),
             averages=self._averages(),
         )
 
-    def _history(self, chunks: list[np.ndarray]) -> dict[str, np.ndarray]:
+    def _history(self, chunks: list[np.ndarray], all_epochs: bool = False) -> dict[str, np.ndarray]:
+        """The learning curves at the scored epochs (or at every epoch so far, NaN where not scored)."""
         history = np.concatenate(chunks).astype(np.float64).transpose(1, 0, 2)  # (S, epochs, keys)
         for split in SPLITS:  # the graph counts correct predictions: exact accuracies
             history[:, :, HISTORY_KEYS.index(f"{split}_acc")] /= len(self.splits[split][1])
+        if not all_epochs:
+            history = history[:, self.curve_epochs - 1]
         return {key: history[:, :, i] for i, key in enumerate(HISTORY_KEYS)}
 
     def _averages(self) -> dict[str, list[np.ndarray]]:
@@ -208,15 +220,18 @@ class _Loop:
         return {name: [averaged[i] if kind == "trainable" else self.state[i].numpy() for kind, i in self.weight_places]
                 for name, averaged in runs.items()}
 
-    def _run(self, first: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
-        def epoch(i: tf.Tensor, metrics: tf.TensorArray) -> tuple[tf.Tensor, tf.TensorArray]:
-            self._train_epoch(first + i)
-            with tf.control_dependencies([self._keep(first + i), *self._swa_update(first + i)]):
-                return i + 1, metrics.write(i, self._score_splits())
+    def _run(self, first: tf.Tensor, count: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        unscored = tf.fill([len(self.seeds), len(HISTORY_KEYS)], np.nan)
 
-        metrics = tf.TensorArray(tf.float32, size=count)
-        _, metrics = tf.while_loop(lambda i, _: i < count, epoch, (tf.constant(0), metrics))
-        return metrics.stack()  # (count, S, len(HISTORY_KEYS))
+        def epoch(i: tf.Tensor, metrics: tf.TensorArray, losses: tf.TensorArray) -> tuple:
+            batch_loss = self._train_epoch(first + i)
+            with tf.control_dependencies([self._keep(first + i), *self._swa_update(first + i)]):
+                row = tf.cond(self.scored[first + i], self._score_splits, lambda: unscored)
+                return i + 1, metrics.write(i, row), losses.write(i, batch_loss)
+
+        arrays = tf.TensorArray(tf.float32, size=count), tf.TensorArray(tf.float32, size=count)
+        _, metrics, losses = tf.while_loop(lambda i, *_: i < count, epoch, (tf.constant(0), *arrays))
+        return metrics.stack(), losses.stack()  # (count, S, len(HISTORY_KEYS)), (count, S)
 
     def _per_seed(self, fn: Callable[..., tuple], *stacked: list[tf.Tensor]) -> tuple:
         """``fn`` applied to each seed's slice of the ``stacked`` arguments; results stacked again."""
@@ -239,7 +254,7 @@ class _Loop:
 
     def _seed_step(
         self, trainable: list[tf.Tensor], state: list[tf.Tensor], x: tf.Tensor, y: tf.Tensor
-    ) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+    ) -> tuple[list[tf.Tensor], list[tf.Tensor], tf.Tensor]:
         with tf.GradientTape() as tape:
             tape.watch(trainable)
             probabilities, state, losses = self.model.stateless_call(
@@ -248,15 +263,16 @@ class _Loop:
             loss = mean_cross_entropy(y, probabilities)
             if losses:
                 loss += tf.add_n(losses)
-        return tape.gradient(loss, trainable), list(state)
+        return tape.gradient(loss, trainable), list(state), loss
 
-    def _train_epoch(self, epoch: tf.Tensor) -> None:
+    def _train_epoch(self, epoch: tf.Tensor) -> tf.Tensor:
+        """One epoch of optimizer steps; returns each seed's mean batch loss (S,)."""
         orders = self._orders(epoch)
         x_train, y_train = self.splits["train"]
 
-        def step(i: tf.Tensor) -> tuple[tf.Tensor]:
+        def step(i: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             batch = orders[:, i * self.batch_size : (i + 1) * self.batch_size]
-            grads, state = self._per_seed(
+            grads, state, loss = self._per_seed(
                 self._seed_step, *self._values(),
                 tf.gather(x_train, batch), tf.gather(y_train, batch),
             )
@@ -264,9 +280,11 @@ class _Loop:
             updates = [v.assign(s) for v, s in zip(self.state, state, strict=True)]
             updates += self._ema_update()
             with tf.control_dependencies(updates):
-                return (i + 1,)
+                return i + 1, total + loss
 
-        tf.while_loop(lambda i: i < self.steps, step, (tf.constant(0),))
+        _, total = tf.while_loop(lambda i, _: i < self.steps, step,
+                                 (tf.constant(0), tf.zeros([len(self.seeds)])))
+        return total / self.steps
 
     def _ema_update(self) -> list[tf.Operation]:
         if not self.ema_decays:
@@ -322,6 +340,7 @@ def _concatenate(parts: list[Trajectory]) -> Trajectory:
         seeds=np.concatenate([p.seeds for p in parts]),
         epochs=first.epochs,
         names=first.names,
+        curve_epochs=first.curve_epochs,
         checkpoints=[np.concatenate(ws) for ws in zip(*(p.checkpoints for p in parts), strict=True)],
         history={k: np.concatenate([p.history[k] for p in parts]) for k in first.history},
         averages={name: [np.concatenate(ws) for ws in zip(*(p.averages[name] for p in parts), strict=True)]

@@ -8,7 +8,8 @@ The same format serves the trajectory cache and the ``checkpoints.npz`` artifact
     npz["epochs"]                     # (K,) the window's epochs, member 1 (the latest) first
     npz["weight_names"]               # (W,) the model's weight paths, e.g. "mlp/dense/kernel"
     npz["weight_0"]                   # (S, K, 2, 25): weight 0 of every seed's members, member 1 first
-    npz["history_test_acc"]           # (S, epochs): the learning curves, index 0 = epoch 1
+    npz["curve_epochs"]               # (C,) the epochs the learning curves were scored after
+    npz["history_test_acc"]           # (S, C): the learning curves at those epochs
     npz["averages"]                   # names of the in-training averages, e.g. ["ema_0.999", "swa"]
     npz["average_swa_0"]              # (S, 2, 25): weight 0 of each seed's stochastic weight average
 """
@@ -37,7 +38,8 @@ class Trajectory:
     epochs: np.ndarray  # (K,) the window's epochs, member 1 (the latest) first
     names: list[str]  # the model's weight paths, in ``model.weights`` order
     checkpoints: list[np.ndarray]  # per weight: (S, K, *shape), member 1 first
-    history: dict[str, np.ndarray]  # HISTORY_KEYS -> (S, epochs), index 0 = epoch 1
+    curve_epochs: np.ndarray  # (C,) the epochs the learning curves were scored after
+    history: dict[str, np.ndarray]  # HISTORY_KEYS -> (S, C): the learning curves at those epochs
     averages: dict[str, list[np.ndarray]] = field(default_factory=dict)  # name -> per weight (S, *shape)
 
     def seed_weights(self, s: int, member: int) -> list[np.ndarray]:
@@ -50,6 +52,7 @@ def write_trajectory(path: Path, trajectory: Trajectory, meta: Mapping[str, Any]
     arrays: dict[str, Any] = {
         "seeds": trajectory.seeds,
         "epochs": trajectory.epochs,
+        "curve_epochs": trajectory.curve_epochs,
         "weight_names": np.asarray(trajectory.names),
         "averages": np.asarray(list(trajectory.averages), dtype=str),
         "meta": np.asarray(json.dumps(dict(meta or {}))),
@@ -70,6 +73,7 @@ def read_trajectory(path: Path) -> tuple[Trajectory, dict[str, Any]]:
             epochs=npz["epochs"],
             names=names,
             checkpoints=[npz[f"weight_{i}"] for i in range(len(names))],
+            curve_epochs=npz["curve_epochs"],
             history={key.removeprefix("history_"): npz[key] for key in npz.files if key.startswith("history_")},
             averages={
                 str(name): [npz[f"average_{name}_{i}"] for i in range(len(names))] for name in npz["averages"]

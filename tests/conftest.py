@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+import polyexp  # noqa: F401 - its environment defaults (oneDNN off), before any test imports TensorFlow
+
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_LINE = re.compile(r"^> (\d+): single=(\d\.\d{3}), ensemble=(\d\.\d{3})$", re.M)
 

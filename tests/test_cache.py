@@ -21,6 +21,7 @@ def trajectory(value: float = 1.0) -> Trajectory:
         epochs=np.array([3, 2]),
         names=["mlp/dense/kernel", "mlp/dense/bias"],
         checkpoints=[np.full((2, 2, 2, 3), value, np.float32), np.full((2, 2, 3), value, np.float32)],
+        curve_epochs=np.array([1, 2, 3]),
         history={"train_acc": np.array([[0.5, 0.6, 0.7]] * 2), "test_loss": np.array([[1.0, 0.9, 0.8]] * 2)},
         averages={"swa": [np.full((2, 2, 3), value, np.float32), np.full((2, 3), value, np.float32)]},
     )
@@ -29,6 +30,7 @@ def trajectory(value: float = 1.0) -> Trajectory:
 def same(a: Trajectory, b: Trajectory) -> bool:
     return (
         a.epochs.tolist() == b.epochs.tolist() and a.names == b.names and a.seeds.tolist() == b.seeds.tolist()
+        and a.curve_epochs.tolist() == b.curve_epochs.tolist()
         and all(np.array_equal(x, y) for x, y in zip(a.checkpoints, b.checkpoints, strict=True))
         and all(np.array_equal(a.history[k], b.history[k]) for k in a.history)
         and list(a.averages) == list(b.averages)

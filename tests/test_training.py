@@ -159,3 +159,17 @@ def test_batchnorm_and_dropout_models_train_in_a_group():
     mean = trajectory.checkpoints[next(i for i, n in enumerate(names) if "moving_mean" in n)]
     assert mean.shape[:2] == (2, 2) and not np.allclose(mean, 0)  # the statistics moved, per seed
     assert not np.allclose(mean[0], mean[1])
+
+
+def test_the_curves_are_scored_every_nth_epoch_and_at_the_window_and_the_ends():
+    trajectory = run(35, [35, 33], seeds=[0, 1], curve_every=10)
+    assert trajectory.curve_epochs.tolist() == [1, 10, 20, 30, 33, 35]
+    assert trajectory.history["val_acc"].shape == (2, 6)
+    every = run(35, [35, 33], seeds=[0, 1])
+    np.testing.assert_array_equal(every.history["test_acc"][:, [0, 9, 19, 29, 32, 34]], trajectory.history["test_acc"])
+
+
+def test_divergence_is_caught_at_its_epoch_between_scored_epochs():
+    with pytest.raises(TrainingDiverged) as error:
+        train(build_model, sgd(1e4), DATA, seeds=[0, 1], epochs=200, batch_size=32, window=[200], curve_every=100)
+    assert error.value.epoch < 100 and error.value.history["train_loss"].shape == (2, 1)  # epoch 1 only
