@@ -6,7 +6,8 @@
 The ``seed`` path is the tutorial written with Keras 3: one ``fit(epochs=1)`` per epoch, the last K
 models saved to ``.keras`` files, loaded back, and for n = 1..K a cloned model holding the equal
 average of the n latest members is evaluated, as is the n-th member alone. The ``polyexp`` path
-runs the same job through ``train`` and ``score_window``. Times are medians over the repeats.
+runs the same job through ``train`` and ``score_trajectory`` (which also scores the validation rows
+and the output ensembles). Times are medians over the repeats.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import polyexp  # noqa: F401, I001 - its TensorFlow settings (quiet, oneDNN off) before TensorFlow loads
 
 import keras
 import numpy as np
@@ -31,11 +32,12 @@ from sklearn.datasets import make_blobs
 
 from polyexp.averaging import WEIGHTINGS, average, weight_matrix
 from polyexp.data import DATASETS
-from polyexp.evaluation import Scorer, score_window
+from polyexp.evaluation import Scorer
+from polyexp.experiment import score_trajectory
 from polyexp.models import MODELS
 from polyexp.optimizers import OPTIMIZERS
 from polyexp.training import train
-from polyexp.window import window_epochs
+from polyexp.window import spaced
 
 BATCH_SIZE = 32
 TEST_ROWS = 1000  # make_blobs draws rows + TEST_ROWS samples; the rows after the training rows test
@@ -110,29 +112,27 @@ def _weight_ensemble(members: Sequence[keras.Model], weights: Sequence[float]) -
 
 
 def polyexp_path(job: Job) -> Times:
-    """polyexp's ``train`` (tracing included), then ``score_window`` cold, warm, and its math alone."""
+    """polyexp's ``train`` (tracing included), then ``score_trajectory`` cold, warm, and its math alone."""
     keras.backend.clear_session()
-    keras.utils.set_random_seed(0)
-    data = DATASETS["blobs"].bind({"n_samples": job.rows + TEST_ROWS, "n_train": job.rows})()
-    model, optimizer = MODELS["mlp"].bind({})(2, 3), OPTIMIZERS["sgd"].bind({})()
-    window = window_epochs(job.epochs, job.k, 1)
+    data = DATASETS["blobs"].bind({"n_samples": job.rows + TEST_ROWS, "n_train": job.rows, "n_val": TEST_ROWS})()
+    window = spaced(job.epochs, job.k, 1)
     started = time.perf_counter()
-    trajectory = train(
-        model, optimizer, data, epochs=job.epochs, batch_size=BATCH_SIZE, window=window, seed=0
-    )
+    trajectory = train(lambda: MODELS["mlp"].bind({})(2, 3), OPTIMIZERS["sgd"].bind({}), data, seeds=[0],
+                       epochs=job.epochs, batch_size=BATCH_SIZE, window=window)
     times: Times = {"train": time.perf_counter() - started}
     weighting = WEIGHTINGS["equal"].bind({})
     started = time.perf_counter()
-    scorer = Scorer(MODELS["mlp"].bind({})(2, 3))  # a real job builds its scoring model too
-    scores = score_window(scorer, trajectory, weight_matrix(weighting, job.k), data)
+    scorer = Scorer(MODELS["mlp"].bind({})(2, 3), data.x_train)  # a real job builds its scoring model too
+    _, scores = score_trajectory(scorer, trajectory, weighting, data)
     times["evaluate"] = time.perf_counter() - started
     started = time.perf_counter()
-    score_window(scorer, trajectory, weight_matrix(weighting, job.k), data)
+    score_trajectory(scorer, trajectory, weighting, data)
     times["warm"] = time.perf_counter() - started
+    members = [w[0] for w in trajectory.checkpoints]
     times["math"] = _median_seconds(
-        lambda: average(trajectory.checkpoints, np.vstack([np.eye(job.k), weight_matrix(weighting, job.k)]))
+        lambda: average(members, np.vstack([np.eye(job.k), weight_matrix(weighting, job.k)]))
     )
-    times["acc"] = float(scores.ensemble_acc[-1])
+    times["acc"] = float(scores["test_average_acc"][0, -1])
     return times
 
 

@@ -1,0 +1,121 @@
+"""Benchmark: seeds trained together, in-training averages, and a seed-group sweep against single seeds.
+
+    python benchmarks/seeds.py              # medians of --repeats runs (default 5; 3 for S = 100)
+    python benchmarks/seeds.py --quick      # a smoke run: fewer epochs and repeats, no targets
+
+1. Training the default job (500 epochs, window of 10, 100 training rows) for a group of S = 1, 10
+   and 100 seeds, tracing and building the S models included, in one process: medians and the ratio to
+   S = 1. Targets: S = 10 within 2x of S = 1, S = 100 within 10x.
+2. The same job with two EMAs (0.99, 0.999) and SWA from epoch 400, against without: target 1.3x.
+3. Whole commands, each in a fresh folder with an empty store and trajectory cache:
+   ``python -m polyexp seeds=10 averaging=exp averaging.alpha=1,2,4 -m`` (3 jobs, one training of 10
+   seeds) against the same numbers from single seeds, ``seed=range(0,10)`` (30 jobs, 10 trainings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import polyexp  # noqa: F401, I001 - its TensorFlow settings (quiet, oneDNN off) before TensorFlow loads
+
+import keras
+import tensorflow as tf
+
+from polyexp.data import DATASETS
+from polyexp.models import MODELS
+from polyexp.optimizers import OPTIMIZERS
+from polyexp.training import train
+from polyexp.window import spaced
+
+SWEEPS = {
+    "seeds=10, 3 jobs": ["seeds=10", "averaging=exp", "averaging.alpha=1,2,4"],
+    "seed=0..9, 30 jobs": ["seed=range(0,10)", "averaging=exp", "averaging.alpha=1,2,4"],
+}
+
+
+def train_seconds(seeds: int, epochs: int, **averages: object) -> float:
+    keras.backend.clear_session()
+    data = DATASETS["blobs"].bind({})()
+    started = time.perf_counter()
+    train(lambda: MODELS["mlp"].bind({})(2, 3), OPTIMIZERS["sgd"].bind({}), data, seeds=list(range(seeds)),
+          epochs=epochs, batch_size=32, window=spaced(epochs, 10, 1), curve_every=1 if seeds == 1 else 10,
+          **averages)
+    return time.perf_counter() - started
+
+
+def median_of(repeats: int, measure: Callable[[], float]) -> float:
+    return statistics.median(measure() for _ in range(repeats))
+
+
+def command_seconds(args: list[str], folder: Path, store: Path) -> float:
+    folder.mkdir()
+    shutil.copy(store, folder / "mlflow.db")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "POLYEXP_"))}
+    env["POLYEXP_CACHE_DIR"] = str(folder / "cache")
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "polyexp", *args, "-m"], cwd=folder, env=env,
+                            capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(args)} failed:\n{result.stderr[-2000:]}")
+    return elapsed
+
+
+def row(name: str, seconds: float, base: float | None = None, target: float | None = None,
+        check: bool = True) -> str:
+    ratio = f"{seconds / base:5.2f}x" if base else ""
+    status = "" if target is None else (("PASS" if seconds / base <= target else "FAIL") if check else "-")
+    goal = f"<= {target:g}x" if target else ""
+    return f"  {name:<34}{seconds:8.2f} s  {ratio:>7}  {goal:>8}  {status}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sweep-repeats", type=int, default=1, help="runs of each whole command (default 1)")
+    parser.add_argument("--quick", action="store_true", help="100 epochs, 2 repeats, no sweeps, no targets")
+    args = parser.parse_args()
+    tf.get_logger().setLevel("ERROR")
+    epochs, repeats = (100, 2) if args.quick else (500, args.repeats)
+    check = not args.quick
+    print(f"Training the default job ({epochs} epochs, window 10, 100 training rows), medians of {repeats} runs\n")
+    one = median_of(repeats, lambda: train_seconds(1, epochs))
+    ten = median_of(repeats, lambda: train_seconds(10, epochs))
+    hundred = median_of(max(1, min(repeats, 3)), lambda: train_seconds(100, epochs))
+    print(row("S = 1", one))
+    print(row("S = 10", ten, one, 2, check))
+    print(row("S = 100", hundred, one, 10, check))
+    averaged = median_of(repeats, lambda: train_seconds(1, epochs, ema_decays=[0.99, 0.999],
+                                                        swa_start=min(400, epochs)))
+    averaged_ten = median_of(repeats, lambda: train_seconds(10, epochs, ema_decays=[0.99, 0.999],
+                                                            swa_start=min(400, epochs)))
+    print(row("S = 1, EMA x2 + SWA", averaged, one, 1.3, check))
+    print(row("S = 10, EMA x2 + SWA", averaged_ten, ten, 1.3, check))
+    if args.quick:
+        return
+    from mlflow import MlflowClient
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        store = root / "empty.db"
+        MlflowClient(f"sqlite:///{store}").search_experiments()  # the store's migrations, once
+        seconds = {name: median_of(args.sweep_repeats, lambda a=sweep, n=name: command_seconds(
+            a, root / f"{n.split(',')[0]}-{time.perf_counter_ns()}", store)) for name, sweep in SWEEPS.items()}
+    single = seconds["seed=0..9, 30 jobs"]
+    print(f"\nWhole commands (python -m polyexp ... averaging=exp averaging.alpha=1,2,4 -m), "
+          f"medians of {args.sweep_repeats}, fresh cache\n")
+    print(row("seed=0..9, 30 jobs", single))
+    print(row("seeds=10, 3 jobs", seconds["seeds=10, 3 jobs"], single))
+
+
+if __name__ == "__main__":
+    main()
