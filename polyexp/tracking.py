@@ -41,6 +41,9 @@ for _name, _value in (
 ):
     os.environ.setdefault(_name, _value)
 
+# MLflow announces its store's migrations at INFO; a job's own lines say what matters.
+logging.getLogger("mlflow").setLevel(logging.WARNING)
+
 TAG_PREFIX = "polyexp."
 _BATCH_PARAMS, _BATCH_METRICS = 100, 1000  # MLflow's limits per log_batch call
 
