@@ -172,7 +172,9 @@ def module_closure(name: str) -> set[str]:
         path = _source_path(module)
         if path is None:
             continue
-        todo += [m for m in _imports(path, module) if m.split(".")[0] == top and _source_path(m) is not None]
+        stat = path.stat()
+        todo += [m for m in _imports(str(path), stat.st_mtime_ns, stat.st_size, module)
+                 if m.split(".")[0] == top and _source_path(m) is not None]
     return found
 
 
@@ -219,9 +221,10 @@ def _source_path(module: str) -> Path | None:
     return None
 
 
-def _imports(path: Path, module: str) -> list[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+@functools.lru_cache(maxsize=512)
+def _imports(path: str, mtime_ns: int, size: int, module: str) -> list[str]:
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    package = module if Path(path).name == "__init__.py" else module.rpartition(".")[0]
     skipped = {id(n) for node in ast.walk(tree) if _is_type_checking_block(node) for n in ast.walk(node)}
     names = []
     for node in ast.walk(tree):
