@@ -59,8 +59,9 @@ def write_outputs(folder: Path, plan: Plan, data: Dataset, outcome: Outcome, nam
         ([n + 1, *(getattr(e, part)[n] for e in outcome.per_n.values() for part in ("mean", "low", "high"))]
          for n in range(k)),
     ))
+    summary = {key: None if np.isnan(value) else value for key, value in outcome.summary.items()}  # JSON has no NaN
     write_text(folder / "summary.json", json.dumps(
-        {"weighting": name, "seeds": seeds, **outcome.summary}, indent=1, default=float))
+        {"run": name, "weighting": plan.weighting.name, "seeds": seeds, **summary}, indent=1, default=float))
     if trajectory.averages:
         names = list(trajectory.averages)
         write_text(folder / "averages.csv", _csv(

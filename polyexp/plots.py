@@ -5,7 +5,7 @@ accuracy axes say what one row of the split is worth, so a gap can be read in ro
 returns a matplotlib ``Figure`` that is not attached to pyplot, so nothing leaks between the jobs of a
 sweep::
 
-    figure = accuracy_figure(outcome.per_n, outcome.summary, "exp alpha=2", test_rows=1000)
+    figure = accuracy_figure(outcome.per_n, outcome.summary, "exp alpha=2", test_rows=1000, seeds=10)
     figure.savefig("accuracy_vs_n.png")
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure, SubplotParams
+from matplotlib.figure import Figure
 
 from polyexp.data import Dataset
 from polyexp.statistics import Estimate, mean_ci
@@ -33,7 +33,7 @@ _METHODS = {  # per-n method -> (label, colour)
 def data_figure(data: Dataset, title: str) -> Figure:
     """Training rows (filled) and test rows (hollow), coloured by class; PCA for > 2 features."""
     x_train, x_test, axis_names = _plane(data)
-    figure = Figure(figsize=(6, 5), subplotpars=_margins())
+    figure = _figure((6, 5))
     ax = figure.subplots()
     colors = _class_colors(data.num_classes)
     for c in range(data.num_classes):
@@ -53,7 +53,7 @@ def learning_curves_figure(
     history: Mapping[str, np.ndarray], curve_epochs: Sequence[int], window: Sequence[int]
 ) -> Figure:
     """Accuracy and loss on every split per scored epoch, the window shaded; then a close-up of the window."""
-    figure = Figure(figsize=(14, 4), subplotpars=_margins(left=0.05, right=0.98, wspace=0.25, top=0.86))
+    figure = _figure((14, 4), left=0.05, right=0.98, wspace=0.3, top=0.86)
     axes = figure.subplots(1, 3)
     epochs = np.asarray(curve_epochs)
     for ax, metric in zip(axes[:2], ("acc", "loss"), strict=True):
@@ -87,7 +87,8 @@ def accuracy_figure(
 
     The in-training averages (EMA, SWA) are horizontal reference lines; the n selected on validation is marked.
     """
-    figure = Figure(figsize=(12, 4.5), subplotpars=_margins(left=0.07, right=0.98, wspace=0.22, top=0.86))
+    figure = _figure((12, 5.5), left=0.07, right=0.98, wspace=0.22, top=0.87,
+                                                          bottom=0.3)
     accuracy, gain = figure.subplots(1, 2)
     k = len(per_n["test_single_acc"].mean)
     n = np.arange(1, k + 1)
@@ -110,24 +111,24 @@ def accuracy_figure(
     accuracy.annotate(f"selected n = {selected}", (selected, 1), xycoords=("data", "axes fraction"),
                       xytext=(3, -12), textcoords="offset points", fontsize="small", color="grey")
     accuracy.set(xlabel="n (checkpoints, the latest first)", ylabel=f"test accuracy ({_row_worth(test_rows)})")
-    accuracy.legend(fontsize="x-small")
+    accuracy.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2)
 
     _band(gain, n, per_n["test_gain_vs_last"], "C1", "average of the n latest - last checkpoint", marker="o")
     gain.axhline(0, color="black", linewidth=0.8)
     gain.set(xlabel="n", ylabel=f"test accuracy gain ({_row_worth(test_rows)})",
              title="gain over the last checkpoint, paired over seeds")
-    gain.legend(fontsize="x-small")
+    gain.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.14))
     for ax in (accuracy, gain):
         ax.set_xticks(_ticks(k))
     spread = f"mean of {seeds} seeds, 95% intervals" if seeds > 1 else "one seed: no uncertainty (set seeds=10)"
-    figure.suptitle(f"{title}: {spread}")
+    figure.suptitle(f"{title}\n{spread}", fontsize="medium")
     return figure
 
 
 def weights_figure(matrix: np.ndarray, title: str) -> Figure:
     """The normalised weight of each member (1 = latest) in the average of the n latest, per n."""
     k = len(matrix)
-    figure = Figure(figsize=(6, 4), subplotpars=_margins())
+    figure = _figure((6, 4))
     ax = figure.subplots()
     colors = _sequential_colors(k)
     for n in range(1, k + 1):
@@ -149,7 +150,7 @@ def sweep_figure(jobs: Sequence[Mapping], test_rows: int | None) -> Figure:
     """
     ranked = sorted(jobs, key=lambda j: -j["selected_val_acc"])
     height = max(3.5, 0.35 * len(ranked) + 1.5)
-    figure = Figure(figsize=(13, height), subplotpars=_margins(left=0.17, right=0.98, wspace=0.3))
+    figure = _figure((13, height), left=0.17, right=0.98, wspace=0.3, bottom=1.3 / height, top=1 - 0.5 / height)
     ranking, curves = figure.subplots(1, 2)
     y = np.arange(len(ranked))[::-1]
     test = Estimate(*(np.array([j[f"selected_test_acc{s}"] for j in ranked], dtype=float)
@@ -160,7 +161,7 @@ def sweep_figure(jobs: Sequence[Mapping], test_rows: int | None) -> Figure:
     ranking.set_yticks(y, [j["name"] for j in ranked], fontsize="small")
     row = f" ({_row_worth(test_rows)})" if test_rows else ""
     ranking.set(xlabel=f"accuracy{row}", title="jobs ranked on validation, best first")
-    ranking.legend(fontsize="x-small")
+    ranking.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.6 / height * 2.2), ncols=2)
     longest = 1
     for job in ranked:
         values = job.get("test_average_acc") or []
@@ -206,8 +207,11 @@ def _ticks(k: int) -> list[int]:
     return list(range(1, k + 1, step))
 
 
-def _margins(**changes: float) -> SubplotParams:
-    return SubplotParams(**{**_MARGINS, **changes})
+def _figure(size: tuple[float, float], **margins: float) -> Figure:
+    """A figure not attached to pyplot, with fixed margins."""
+    figure = Figure(figsize=size)
+    figure.subplots_adjust(**{**_MARGINS, **margins})
+    return figure
 
 
 def _class_colors(count: int) -> list:
