@@ -88,7 +88,7 @@ def accuracy_figure(
     The in-training averages (EMA, SWA) are horizontal reference lines; the n selected on validation is marked.
     """
     figure = _figure((12, 5.5), left=0.07, right=0.98, wspace=0.22, top=0.87,
-                                                          bottom=0.3)
+                     bottom=0.27)
     accuracy, gain = figure.subplots(1, 2)
     k = len(per_n["test_single_acc"].mean)
     n = np.arange(1, k + 1)
