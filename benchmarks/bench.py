@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import resource
 import statistics
 import tempfile
@@ -24,12 +23,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import polyexp  # noqa: F401, I001 - its TensorFlow settings (quiet, oneDNN off) before TensorFlow loads
-
 import keras
 import numpy as np
 from sklearn.datasets import make_blobs
 
+import polyexp  # noqa: F401 - its TensorFlow settings (quiet, oneDNN off) before TensorFlow loads
 from polyexp.averaging import WEIGHTINGS, average, weight_matrix
 from polyexp.data import DATASETS
 from polyexp.evaluation import Scorer

@@ -25,11 +25,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import polyexp  # noqa: F401, I001 - its TensorFlow settings (quiet, oneDNN off) before TensorFlow loads
-
 import keras
 import tensorflow as tf
 
+import polyexp  # noqa: F401 - its TensorFlow settings (quiet, oneDNN off) before TensorFlow loads
 from polyexp.data import DATASETS
 from polyexp.models import MODELS
 from polyexp.optimizers import OPTIMIZERS
@@ -82,6 +81,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sweep-repeats", type=int, default=1, help="runs of each whole command (default 1)")
+    parser.add_argument("--sweeps", action=argparse.BooleanOptionalAction, default=True,
+                        help="time the whole commands too (default on)")
     parser.add_argument("--quick", action="store_true", help="100 epochs, 2 repeats, no sweeps, no targets")
     args = parser.parse_args()
     tf.get_logger().setLevel("ERROR")
@@ -100,7 +101,7 @@ def main() -> None:
                                                             swa_start=min(400, epochs)))
     print(row("S = 1, EMA x2 + SWA", averaged, one, 1.3, check))
     print(row("S = 10, EMA x2 + SWA", averaged_ten, ten, 1.3, check))
-    if args.quick:
+    if args.quick or not args.sweeps:
         return
     from mlflow import MlflowClient
 

@@ -123,7 +123,9 @@ def ensemble_scores(
     ``probabilities`` is ``(S, K, rows, classes)`` (member 1 first), ``matrix`` ``(S, K, K)`` (row n-1:
     the weights of the n latest members); returns ``(S, K)`` accuracies and losses, one per n.
     """
-    averaged = np.einsum("snk,skrc->snrc", matrix, probabilities.astype(np.float64)).astype(np.float32)
+    s, k = probabilities.shape[:2]
+    flat = probabilities.reshape(s, k, -1).astype(np.float32)
+    averaged = np.matmul(matrix.astype(np.float32), flat).reshape(probabilities.shape)  # BLAS: K*K*rows*classes
     correct, loss = correct_and_cross_entropy(labels, averaged)
     return correct.numpy().astype(np.float64) / len(labels), loss.numpy().astype(np.float64)
 

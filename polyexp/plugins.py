@@ -21,7 +21,8 @@ def describe(groups: list[str] | None = None) -> str:
         lines.append(f"{registry.group}  (choose with {registry.group}=NAME, set fields with "
                      f"{registry.group}.FIELD=VALUE)")
         for plugin in registry:
-            lines.append(f"  {plugin.name}  [{plugin.source}]  {plugin.summary}")
+            asks = f" [asks for {', '.join(plugin.context)}]" if plugin.context else ""
+            lines.append(f"  {plugin.name}  [{plugin.source}]{asks}  {plugin.summary}")
             lines += [f"      {p.name}: {p.describe()}" for p in plugin.params]
         lines.append("")
     return "\n".join(lines)

@@ -4,7 +4,7 @@ The semantics are Keras' ``fit(shuffle=True)``, per seed: every epoch visits the
 fresh random order, in batches of ``batch_size`` (the last one smaller), one optimizer step per
 batch, loss categorical cross-entropy plus the model's own losses. Seed ``s`` initialises its model
 after ``keras.utils.set_random_seed(s)`` and orders epoch ``e``'s rows by ``(s, e)`` alone, so the
-numbers do not depend on how the epochs are split into calls. The learning curves score each seed on
+numbers do not depend on how the epochs are split into calls (``polyexp.shuffle`` draws the orders). The learning curves score each seed on
 the whole training, validation and test splits (``fit`` reports a running mean over the epoch's
 batches instead) after every ``curve_every``-th epoch, the window's epochs and the last one; the
 running mean of the batch losses, kept every epoch, stops training as soon as it diverges.
@@ -45,6 +45,7 @@ import tensorflow as tf
 from polyexp.data import SPLITS, Dataset
 from polyexp.errors import PolyexpError, TrainingDiverged
 from polyexp.metrics import correct_and_cross_entropy, mean_cross_entropy
+from polyexp.shuffle import orders
 from polyexp.trajectory import HISTORY_KEYS, Trajectory
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,6 @@ class _Loop:
         self.splits = {split: tuple(map(tf.constant, data.split(split))) for split in SPLITS}
         self.rows, self.batch_size = len(data.x_train), batch_size
         self.steps = math.ceil(self.rows / batch_size)
-        self.seed_tensor = tf.constant(seeds, tf.int64)
 
         def stacked(variables: Callable[[keras.Model], list]) -> list[np.ndarray]:
             per_model = [[v.numpy() for v in variables(m)] for m in models]
@@ -166,7 +166,8 @@ class _Loop:
         self.swa = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
                     for v in self.trainable] if swa_start else []
         # Plain tf.while_loop instead of AutoGraph: tracing takes half the time.
-        self.run = tf.function(self._run, autograph=False, reduce_retracing=True)
+        signature = [tf.TensorSpec((), tf.int32), tf.TensorSpec((None, len(seeds), self.rows), tf.int32)]
+        self.run = tf.function(self._run, input_signature=signature, autograph=False)
 
     def _stacked_weights(self) -> list:
         """The stacked variables in ``model.weights`` order."""
@@ -178,7 +179,8 @@ class _Loop:
         while done < self.epochs:
             count = min(count, self.epochs - done)
             started = time.perf_counter()
-            metrics, losses = self.run(tf.constant(done + 1), tf.constant(count))
+            epochs = np.arange(done + 1, done + count + 1)
+            metrics, losses = self.run(tf.constant(done + 1), tf.constant(orders(self.seeds, epochs, self.rows)))
             chunks.append(metrics.numpy())
             elapsed = time.perf_counter() - started
             bad = np.argwhere(~np.isfinite(losses.numpy()))  # (count, S): each epoch's mean batch loss
@@ -220,11 +222,13 @@ class _Loop:
         return {name: [averaged[i] if kind == "trainable" else self.state[i].numpy() for kind, i in self.weight_places]
                 for name, averaged in runs.items()}
 
-    def _run(self, first: tf.Tensor, count: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def _run(self, first: tf.Tensor, epoch_orders: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Train the epochs ``first, first+1, ...``, one per ``epoch_orders`` row (S, rows): the seeds' row orders."""
         unscored = tf.fill([len(self.seeds), len(HISTORY_KEYS)], np.nan)
+        count = tf.shape(epoch_orders)[0]
 
         def epoch(i: tf.Tensor, metrics: tf.TensorArray, losses: tf.TensorArray) -> tuple:
-            batch_loss = self._train_epoch(first + i)
+            batch_loss = self._train_epoch(epoch_orders[i])
             with tf.control_dependencies([self._keep(first + i), *self._swa_update(first + i)]):
                 row = tf.cond(self.scored[first + i], self._score_splits, lambda: unscored)
                 return i + 1, metrics.write(i, row), losses.write(i, batch_loss)
@@ -239,15 +243,6 @@ class _Loop:
             return tf.vectorized_map(lambda args: fn(*args), stacked)
         results = fn(*(tf.nest.map_structure(lambda t: t[0], arg) for arg in stacked))
         return tf.nest.map_structure(lambda t: tf.expand_dims(t, 0), results)
-
-    def _orders(self, epoch: tf.Tensor) -> tf.Tensor:
-        """Each seed's order of the training rows in ``epoch``: (S, rows)."""
-        def order(seed: tf.Tensor) -> tf.Tensor:
-            return tf.argsort(tf.random.stateless_uniform([self.rows], seed=tf.stack([seed, tf.cast(epoch, tf.int64)])))
-
-        if len(self.seeds) == 1:
-            return order(self.seed_tensor[0])[None]
-        return tf.map_fn(order, self.seed_tensor, fn_output_signature=tf.int32)
 
     def _values(self) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
         return [tf.convert_to_tensor(v) for v in self.trainable], [tf.convert_to_tensor(v) for v in self.state]
@@ -265,9 +260,8 @@ class _Loop:
                 loss += tf.add_n(losses)
         return tape.gradient(loss, trainable), list(state), loss
 
-    def _train_epoch(self, epoch: tf.Tensor) -> tf.Tensor:
-        """One epoch of optimizer steps; returns each seed's mean batch loss (S,)."""
-        orders = self._orders(epoch)
+    def _train_epoch(self, orders: tf.Tensor) -> tf.Tensor:
+        """One epoch of optimizer steps, in each seed's row ``orders`` (S, rows); each seed's mean batch loss."""
         x_train, y_train = self.splits["train"]
 
         def step(i: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -290,12 +284,11 @@ class _Loop:
         if not self.ema_decays:
             return []
         count = self.step_count.assign_add(1)
-        decays = tf.where(tf.equal(count, 1), 0.0, tf.constant(self.ema_decays, tf.float32))  # first: copy
-        updates = []
-        for ema, weight in zip(self.ema, self.trainable, strict=True):
-            d = tf.reshape(tf.cast(decays, ema.dtype), [-1] + [1] * len(weight.shape))
-            updates.append(ema.assign(d * ema + (1 - d) * tf.convert_to_tensor(weight)[None]))
-        return updates
+        # average <- average - (1 - d) * (average - weights): with d = 0 on the first step, the weights
+        rates = tf.where(tf.equal(count, 1), 1.0, 1.0 - tf.constant(self.ema_decays, tf.float32))
+        by_rank = {rank: tf.reshape(rates, [-1] + [1] * rank) for rank in {len(w.shape) for w in self.trainable}}
+        return [ema.assign_sub(by_rank[len(weight.shape)] * (ema - tf.convert_to_tensor(weight)[None]))
+                for ema, weight in zip(self.ema, self.trainable, strict=True)]
 
     def _swa_update(self, epoch: tf.Tensor) -> list[tf.Operation]:
         if not self.swa_start:

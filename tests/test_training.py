@@ -173,3 +173,16 @@ def test_divergence_is_caught_at_its_epoch_between_scored_epochs():
     with pytest.raises(TrainingDiverged) as error:
         train(build_model, sgd(1e4), DATA, seeds=[0, 1], epochs=200, batch_size=32, window=[200], curve_every=100)
     assert error.value.epoch < 100 and error.value.history["train_loss"].shape == (2, 1)  # epoch 1 only
+
+
+def test_a_model_that_cannot_be_vectorised_trains_its_seeds_one_after_another(monkeypatch, caplog):
+    def refuse(*args, **kwargs):
+        raise ValueError("no converter for this op")
+
+    monkeypatch.setattr(tf, "vectorized_map", refuse)  # as TensorFlow fails on a model it cannot vectorise
+    group = run(20, [20, 19], seeds=[3, 4])
+    assert "cannot be trained as one vectorised group (ValueError: no converter for this op)" in caplog.text
+    for s, seed in enumerate([3, 4]):  # one after another, each exactly as alone
+        alone = run(20, [20, 19], seeds=[seed])
+        for together, solo in zip(group.checkpoints, alone.checkpoints, strict=True):
+            np.testing.assert_array_equal(together[s], solo[0])

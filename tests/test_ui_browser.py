@@ -1,4 +1,3 @@
-import re
 """``python -m polyexp.ui`` in a real headless Chromium, as a new user sees it: a fresh profile.
 
 A sweep through the real CLI, then the printed link: the runs table (parent and children), a child's
@@ -7,6 +6,7 @@ plot under Artifacts, the compare view of the children, the parent's page. Needs
 """
 
 import queue
+import re
 import signal
 import socket
 import subprocess
