@@ -4,9 +4,10 @@ The semantics are Keras' ``fit(shuffle=True)``, per seed: every epoch visits the
 fresh random order, in batches of ``batch_size`` (the last one smaller), one optimizer step per
 batch, loss categorical cross-entropy plus the model's own losses. Seed ``s`` initialises its model
 after ``keras.utils.set_random_seed(s)`` and orders epoch ``e``'s rows by ``(s, e)`` alone, so the
-numbers do not depend on how the epochs are split into calls (``polyexp.shuffle`` draws the orders). The learning curves score each seed on
-the whole training, validation and test splits (``fit`` reports a running mean over the epoch's
-batches instead) after every ``curve_every``-th epoch, the window's epochs and the last one; the
+numbers do not depend on how the epochs are split into calls (``polyexp.shuffle`` draws the
+orders). The learning curves score each seed on the whole training, validation and test splits
+(``fit`` reports a running mean over the epoch's batches instead) after every ``curve_every``-th
+epoch, the window's epochs and the last one; the
 running mean of the batch losses, kept every epoch, stops training as soon as it diverges.
 
 The S seeds' weights are stacked along a leading axis: Keras' ``stateless_call`` under

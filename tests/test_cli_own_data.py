@@ -34,7 +34,8 @@ def test_a_csv_file_runs_and_an_edited_file_is_new_data(cli: Cli):
 
 @pytest.mark.parametrize(("args", "message"), [
     (("data.path=nowhere.csv", "data.target=species"), "data.path='nowhere.csv' is not allowed: no such file"),
-    (("data.path=flowers.csv", "data.target=kind"), "data.target='kind' is not allowed: flowers.csv has no such column"),
+    (("data.path=flowers.csv", "data.target=kind"),
+     "data.target='kind' is not allowed: flowers.csv has no such column"),
     (("data.path=flowers.csv",), "data.target is required by data plugin 'csv': set it"),
 ])
 def test_a_data_file_that_cannot_be_used_fails_in_one_line_before_anything_runs(cli: Cli, args, message):

@@ -25,7 +25,8 @@ from omegaconf import OmegaConf
 from polyexp.app import parallel_workers
 
 JOB_FILES = {"results.csv", "results_mean.csv", "summary.json", "history.csv", "weights.json", "checkpoints.npz",
-             "averaged_model.keras", "identity.json", "plots", "config.yaml", ".hydra", "polyexp.log", "polyexp_job.json"}
+             "averaged_model.keras", "identity.json", "plots", "config.yaml", ".hydra", "polyexp.log",
+             "polyexp_job.json"}
 SWEEP_FILES = {"multirun.yaml", "polyexp_sweep.json", "sweep_results.csv", "sweep_comparison.png"}
 CORES = os.cpu_count() or 1
 
