@@ -29,12 +29,12 @@ from omegaconf import OmegaConf
 
 from polyexp import plots
 from polyexp.data import Dataset
-from polyexp.experiment import Outcome
 from polyexp.files import atomic_write, write_text
 from polyexp.trajectory import write_trajectory
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # not at run time: a sweep's summary writes its figure without TensorFlow
     from polyexp.config import Plan
+    from polyexp.experiment import Outcome
     from polyexp.identity import Identity
 
 PLOTS = ("data", "learning_curves", "accuracy_vs_n", "weights")

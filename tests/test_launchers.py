@@ -16,6 +16,7 @@ def test_joblib_runs_a_sweep_in_parallel_workers_against_a_fresh_store(tmp_path)
     result = cli.run("hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "averaging=exp",
                      f"averaging.alpha={alphas}", *SMALL, "-m")
     assert result.returncode == 0, result.stderr
+    assert "absl" not in result.stderr and "cuda" not in result.stderr  # no TensorFlow start-up lines
     (parent,), jobs = sweep_runs(cli.client())
     assert parent.info.status == "FINISHED" and parent.data.metrics["jobs_finished"] == 6
     assert sorted(r.info.run_name for r in jobs) == [f"exp alpha={a}" for a in alphas.split(",")]

@@ -98,6 +98,7 @@ def test_ray_runs_a_sweep_on_a_local_cluster_and_shuts_it_down(tmp_path, ray_tem
                      "averaging=exp", "averaging.alpha=1,2,3,4", "epochs=50", "-m", timeout=240)
 
     assert result.returncode == 0, result.stderr
+    assert "absl" not in result.stderr and "cuda" not in result.stderr  # no TensorFlow start-up lines
     (parent,), jobs = sweep_runs(cli.client())
     assert parent.info.status == "FINISHED" and parent.data.metrics["jobs_finished"] == 4
     assert sorted(r.info.run_name for r in jobs) == [f"exp alpha={a}" for a in (1, 2, 3, 4)]
