@@ -1,16 +1,15 @@
 """polyexp: does averaging a network's late checkpoints give a better, steadier model?
 
 Run ``python -m polyexp``; see README.md. Plugins register with the registries in
-``polyexp.data``, ``polyexp.models``, ``polyexp.optimizers`` and ``polyexp.averaging``.
+``polyexp.data``, ``polyexp.models``, ``polyexp.optimizers``, ``polyexp.window`` and ``polyexp.averaging``.
 """
 
 import os
 
 # TensorFlow's C++ start-up chatter (CUDA probing on CPU-only machines) says nothing actionable.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# oneDNN's kernels cost more to launch than the small models polyexp trains take to compute: with it
-# off, a training step of a group of seeds takes a third of the time (benchmarks/README.md). Set
-# TF_ENABLE_ONEDNN_OPTS=1 for large models; the setting is part of every result's identity.
+# oneDNN's kernels cost more to launch than the small models polyexp trains take to compute (README,
+# "Identity"): off unless set. TF_ENABLE_ONEDNN_OPTS=1 for large models; it is part of every identity.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 # Ray's launcher forwards the jobs' output, and by default folds lines that differ only in their numbers
 # into one "[repeated Nx across cluster]": every job's results table but the first would vanish.
