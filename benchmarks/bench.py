@@ -23,11 +23,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import polyexp  # noqa: F401 - first: its TensorFlow settings (quiet, oneDNN off) apply before TensorFlow loads
+
+# isort: split
 import keras
 import numpy as np
 from sklearn.datasets import make_blobs
 
-import polyexp  # noqa: F401 - its TensorFlow settings (quiet, oneDNN off) before TensorFlow loads
 from polyexp.averaging import WEIGHTINGS, average, weight_matrix
 from polyexp.data import DATASETS
 from polyexp.evaluation import Scorer

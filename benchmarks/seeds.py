@@ -1,10 +1,11 @@
 """Benchmark: seeds trained together, in-training averages, and a seed-group sweep against single seeds.
 
-    python benchmarks/seeds.py              # medians of --repeats runs (default 5; 3 for S = 100)
+    python benchmarks/seeds.py              # medians of --repeats interleaved rounds (default 7)
     python benchmarks/seeds.py --quick      # a smoke run: fewer epochs and repeats, no targets
 
 1. Training the default job (500 epochs, window of 10, 100 training rows) for a group of S = 1, 10
-   and 100 seeds, tracing and building the S models included, in one process: medians and the ratio to
+   and 100 seeds, tracing and building the S models included, in one process, in interleaved rounds
+   (so that a slower minute of a shared machine slows every case alike): medians and the ratio to
    S = 1. Targets: S = 10 within 2x of S = 1, S = 100 within 10x.
 2. The same job with two EMAs (0.99, 0.999) and SWA from epoch 400, against without: target 1.3x.
 3. Whole commands, each in a fresh folder with an empty store and trajectory cache:
@@ -25,10 +26,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import polyexp  # noqa: F401 - first: its TensorFlow settings (quiet, oneDNN off) apply before TensorFlow loads
+
+# isort: split
 import keras
 import tensorflow as tf
 
-import polyexp  # noqa: F401 - its TensorFlow settings (quiet, oneDNN off) before TensorFlow loads
 from polyexp.data import DATASETS
 from polyexp.models import MODELS
 from polyexp.optimizers import OPTIMIZERS
@@ -55,6 +58,15 @@ def median_of(repeats: int, measure: Callable[[], float]) -> float:
     return statistics.median(measure() for _ in range(repeats))
 
 
+def interleaved(repeats: int, cases: dict[str, Callable[[], float]]) -> dict[str, float]:
+    """The median of each case over ``repeats`` rounds, each round running every case once."""
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, measure in cases.items():
+            times[name].append(measure())
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def command_seconds(args: list[str], folder: Path, store: Path) -> float:
     folder.mkdir()
     shutil.copy(store, folder / "mlflow.db")
@@ -79,7 +91,7 @@ def row(name: str, seconds: float, base: float | None = None, target: float | No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds (default 7)")
     parser.add_argument("--sweep-repeats", type=int, default=1, help="runs of each whole command (default 1)")
     parser.add_argument("--sweeps", action=argparse.BooleanOptionalAction, default=True,
                         help="time the whole commands too (default on)")
@@ -88,19 +100,22 @@ def main() -> None:
     tf.get_logger().setLevel("ERROR")
     epochs, repeats = (100, 2) if args.quick else (500, args.repeats)
     check = not args.quick
-    print(f"Training the default job ({epochs} epochs, window 10, 100 training rows), medians of {repeats} runs\n")
-    one = median_of(repeats, lambda: train_seconds(1, epochs))
-    ten = median_of(repeats, lambda: train_seconds(10, epochs))
-    hundred = median_of(max(1, min(repeats, 3)), lambda: train_seconds(100, epochs))
+    print(f"Training the default job ({epochs} epochs, window 10, 100 training rows), medians of {repeats} "
+          "interleaved rounds\n")
+    averages = {"ema_decays": [0.99, 0.999], "swa_start": min(400, epochs)}
+    median = interleaved(repeats, {
+        "S = 1": lambda: train_seconds(1, epochs),
+        "S = 10": lambda: train_seconds(10, epochs),
+        "S = 100": lambda: train_seconds(100, epochs),
+        "S = 1, EMA x2 + SWA": lambda: train_seconds(1, epochs, **averages),
+        "S = 10, EMA x2 + SWA": lambda: train_seconds(10, epochs, **averages),
+    })
+    one, ten = median["S = 1"], median["S = 10"]
     print(row("S = 1", one))
     print(row("S = 10", ten, one, 2, check))
-    print(row("S = 100", hundred, one, 10, check))
-    averaged = median_of(repeats, lambda: train_seconds(1, epochs, ema_decays=[0.99, 0.999],
-                                                        swa_start=min(400, epochs)))
-    averaged_ten = median_of(repeats, lambda: train_seconds(10, epochs, ema_decays=[0.99, 0.999],
-                                                            swa_start=min(400, epochs)))
-    print(row("S = 1, EMA x2 + SWA", averaged, one, 1.3, check))
-    print(row("S = 10, EMA x2 + SWA", averaged_ten, ten, 1.3, check))
+    print(row("S = 100", median["S = 100"], one, 10, check))
+    print(row("S = 1, EMA x2 + SWA", median["S = 1, EMA x2 + SWA"], one, 1.3, check))
+    print(row("S = 10, EMA x2 + SWA", median["S = 10, EMA x2 + SWA"], ten, 1.3, check))
     if args.quick or not args.sweeps:
         return
     from mlflow import MlflowClient

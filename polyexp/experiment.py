@@ -41,7 +41,6 @@ if TYPE_CHECKING:  # not imported at run time: keeps polyexp.config out of the c
 log = logging.getLogger(__name__)
 
 SCORED_SPLITS = ("val", "test")
-PER_N_METHODS = ("single", "average", "ensemble")
 
 # fetch(train) -> (trajectory, reused): the trajectory cache, or training every time.
 Fetch = Callable[[Callable[[], Trajectory]], tuple[Trajectory, bool]]
@@ -96,7 +95,7 @@ def run_experiment(
                     recompute_bn=settings.recompute_bn)
     weights, scores = score_trajectory(scorer, trajectory, plan.weighting, data)
     per_n, summary = summarise(scores)
-    first_seed_average = [w[0, -1] for w in average_sets(trajectory, weights)]
+    first_seed_average = average([w[0] for w in trajectory.checkpoints], weights[0, -1])
     return Outcome(
         trajectory=trajectory, weights=weights, scores=scores, per_n=per_n, summary=summary,
         averaged_model=scorer.holding(first_seed_average, averaged=True),

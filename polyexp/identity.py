@@ -150,10 +150,19 @@ def platform_settings() -> dict[str, str]:
     """The platform and the settings that change floating-point results."""
     return {
         "machine": f"{platform.system()} {platform.machine()}",
-        "onednn": "off" if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "") == "0" else "on",
+        "onednn": "on" if _onednn() else "off",
         "gpus": os.environ.get("CUDA_VISIBLE_DEVICES", "all" if Path("/dev/nvidia0").exists() else "none"),
         "deterministic_ops": os.environ.get("TF_DETERMINISTIC_OPS", "0"),
     }
+
+
+def _onednn() -> bool:
+    """Whether TensorFlow uses oneDNN: as it decided when it loaded, else as it will decide (the variable)."""
+    if "tensorflow" in sys.modules:  # loaded before polyexp could set its default: ask it
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "") != "0"
 
 
 def module_closure(name: str) -> set[str]:

@@ -5,7 +5,7 @@ directory the command is launched from, with artifacts in ``mlartifacts/`` besid
 
     store = open_store(None, "polyexp", Path.cwd())   # sqlite:////abs/path/mlflow.db
     with tracked_run(store, "exp alpha=2", tags={}) as run_id:
-        log_metrics(store.client, run_id, [("ensemble_acc", 0.813, 1), ("ensemble_acc", 0.814, 2)])
+        log_metrics(store.client, run_id, [("test_average_acc", 0.813, 1), ("test_average_acc", 0.814, 2)])
     # the run ends FINISHED, or FAILED (error logged) or KILLED if the block raised
 """
 

@@ -1,5 +1,7 @@
 """Identity: derived from the schema and the code; comments never count, code always does."""
 
+import os
+import subprocess
 import sys
 import textwrap
 
@@ -112,8 +114,13 @@ def test_a_module_counts_with_what_it_imports_from_its_package_except_for_type_c
     assert "idmod_pkg.helpers" not in sys.modules  # finding the modules imported none of them
 
 
-def test_the_platform_records_onednn(monkeypatch):
-    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+def test_the_platform_records_onednn_as_tensorflow_uses_it():
+    script = "import polyexp.identity as i, sys; print(i.platform_settings()['onednn'], 'tensorflow' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    for setting, expected in ((None, "off"), ("1", "on"), ("0", "off")):  # polyexp's default is off
+        run_env = env if setting is None else {**env, "TF_ENABLE_ONEDNN_OPTS": setting}
+        out = subprocess.run([sys.executable, "-c", script], env=run_env, capture_output=True, text=True, check=True)
+        assert out.stdout.split() == [expected, "False"]
+    import tensorflow  # noqa: F401 - loaded, TensorFlow itself says (this session loaded it with polyexp's default)
+
     assert platform_settings()["onednn"] == "off"
-    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
-    assert platform_settings()["onednn"] == "on"
