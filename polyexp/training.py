@@ -167,7 +167,10 @@ class _Loop:
         self.swa = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
                     for v in self.trainable] if swa_start else []
         # Plain tf.while_loop instead of AutoGraph: tracing takes half the time.
-        signature = [tf.TensorSpec((), tf.int32), tf.TensorSpec((None, len(seeds), self.rows), tf.int32)]
+        # One seed's row order is fastest drawn in the graph; a group's, for all its seeds at once in NumPy.
+        self.orders_in_graph = len(seeds) == 1
+        orders_spec = tf.TensorSpec((None, len(seeds), self.rows), tf.int32)
+        signature = [tf.TensorSpec((), tf.int32), tf.TensorSpec((), tf.int32) if self.orders_in_graph else orders_spec]
         self.run = tf.function(self._run, input_signature=signature, autograph=False)
 
     def _stacked_weights(self) -> list:
@@ -181,7 +184,8 @@ class _Loop:
             count = min(count, self.epochs - done)
             started = time.perf_counter()
             epochs = np.arange(done + 1, done + count + 1)
-            metrics, losses = self.run(tf.constant(done + 1), tf.constant(orders(self.seeds, epochs, self.rows)))
+            chunk = tf.constant(count) if self.orders_in_graph else tf.constant(orders(self.seeds, epochs, self.rows))
+            metrics, losses = self.run(tf.constant(done + 1), chunk)
             chunks.append(metrics.numpy())
             elapsed = time.perf_counter() - started
             bad = np.argwhere(~np.isfinite(losses.numpy()))  # (count, S): each epoch's mean batch loss
@@ -223,13 +227,14 @@ class _Loop:
         return {name: [averaged[i] if kind == "trainable" else self.state[i].numpy() for kind, i in self.weight_places]
                 for name, averaged in runs.items()}
 
-    def _run(self, first: tf.Tensor, epoch_orders: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Train the epochs ``first, first+1, ...``, one per ``epoch_orders`` row (S, rows): the seeds' row orders."""
+    def _run(self, first: tf.Tensor, chunk: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Train the epochs ``first, first+1, ...``: ``chunk`` holds their row orders, (epochs, S, rows),
+        or, with the orders drawn in the graph, their count."""
         unscored = tf.fill([len(self.seeds), len(HISTORY_KEYS)], np.nan)
-        count = tf.shape(epoch_orders)[0]
+        count = chunk if self.orders_in_graph else tf.shape(chunk)[0]
 
         def epoch(i: tf.Tensor, metrics: tf.TensorArray, losses: tf.TensorArray) -> tuple:
-            batch_loss = self._train_epoch(epoch_orders[i])
+            batch_loss = self._train_epoch(self._order(first + i) if self.orders_in_graph else chunk[i])
             with tf.control_dependencies([self._keep(first + i), *self._swa_update(first + i)]):
                 row = tf.cond(self.scored[first + i], self._score_splits, lambda: unscored)
                 return i + 1, metrics.write(i, row), losses.write(i, batch_loss)
@@ -244,6 +249,11 @@ class _Loop:
             return tf.vectorized_map(lambda args: fn(*args), stacked)
         results = fn(*(tf.nest.map_structure(lambda t: t[0], arg) for arg in stacked))
         return tf.nest.map_structure(lambda t: tf.expand_dims(t, 0), results)
+
+    def _order(self, epoch: tf.Tensor) -> tf.Tensor:
+        """The one seed's row order in ``epoch`` (1, rows), as ``polyexp.shuffle`` defines it."""
+        seed = tf.stack([tf.constant(self.seeds[0], tf.int64), tf.cast(epoch, tf.int64)])
+        return tf.argsort(tf.random.stateless_uniform([self.rows], seed=seed))[None]
 
     def _values(self) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
         return [tf.convert_to_tensor(v) for v in self.trainable], [tf.convert_to_tensor(v) for v in self.state]
