@@ -25,6 +25,7 @@ from polyexp.config import config_path, plan, register_configs
 from polyexp.errors import PolyexpError
 from polyexp.job import Job, JobResult, run_name, write_job_report
 from polyexp.sweep import close_sweeps, finished_run, read_sweep
+from polyexp.sweeper import sweep_fields_of_swept_groups
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 def cli() -> None:
     """``python -m polyexp``: run the Hydra app, then end any sweep Hydra left open."""
     signal.signal(signal.SIGTERM, _terminate)
+    sys.argv[1:] = sweep_fields_of_swept_groups(sys.argv[1:])
     try:
         main()
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -88,6 +89,7 @@ def sweep_name(overrides: Sequence[str]) -> str:
         key, _, value = override.partition("=")
         if key.startswith(_NOT_THE_SWEEP):
             continue
+        value = re.sub(r"^choice\((.*)\)$", r"\1", value)
         parts.append(value if key == "averaging" else f"{key.removeprefix('averaging.')}={value}")
     return "sweep " + (" ".join(parts) or "(defaults)")
 

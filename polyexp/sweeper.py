@@ -99,6 +99,44 @@ class PluginAwareSweeper(Sweeper):
                 raise CompactHydraException(f"{where}: {exc}{cause}") from exc
 
 
+def sweep_fields_of_swept_groups(arguments: Sequence[str]) -> list[str]:
+    """A multirun's command line with ``averaging.alpha=4`` beside ``averaging=equal,exp`` as ``choice(4)``.
+
+    Hydra composes a multirun's fixed overrides into the group's default option before any sweeper
+    runs, so ``averaging.alpha=4`` fails on ``equal`` (which has no alpha) before this sweeper could
+    apply it to ``exp`` alone. Written as a one-value sweep it reaches the sweeper, which keeps it for
+    the options that have it. Arguments are left as given unless polyexp's sweeper runs a multirun.
+    """
+    from polyexp.config import GROUPS
+
+    given = list(arguments)
+    if not {"-m", "--multirun"} & set(given) or any(
+            a.startswith("hydra/sweeper=") and a != "hydra/sweeper=polyexp" for a in given):
+        return given
+    parser = OverridesParser.create()
+
+    def parsed(argument: str) -> Override | None:
+        if argument.startswith("-") or "=" not in argument:
+            return None
+        try:
+            return parser.parse_override(argument)
+        except HydraException:
+            return None  # Hydra reports it
+
+    groups = {registry.group for registry in GROUPS}
+    overrides = [parsed(argument) for argument in given]
+    swept = {o.get_key_element() for o in overrides
+             if o is not None and o.is_sweep_override() and o.get_key_element() in groups}
+    for i, override in enumerate(overrides):
+        if override is None or override.is_sweep_override() or override.type != OverrideType.CHANGE:
+            continue
+        group, dot, name = override.get_key_element().partition(".")
+        if dot and group in swept and "." not in name:
+            key, _, value = given[i].partition("=")
+            given[i] = f"{key}=choice({value})"
+    return given
+
+
 def expand(overrides: Sequence[Override], choices: Mapping[str, Any]) -> list[list[str]]:
     """The jobs of a sweep: the product of the swept values, each plugin field kept for the options that have it.
 

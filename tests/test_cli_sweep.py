@@ -164,6 +164,12 @@ def test_equal_linear_and_exp_at_three_alphas_in_one_command(cli: Cli):
     assert parent.info.run_name == "sweep equal,linear,exp alpha=1,2,4 epochs=50"
     assert parent.data.metrics["jobs_finished"] == 5
 
+    # one alpha, not swept: Hydra alone would apply it to equal (the default) and fail
+    result = cli.run("averaging=equal,exp", "averaging.alpha=4", "epochs=50", "-m")
+    assert result.returncode == 0, result.stderr
+    parents = [r for r in cli.runs() if r.data.tags.get("polyexp.role") == "sweep"]
+    assert "sweep equal,exp alpha=4 epochs=50" in [r.info.run_name for r in parents]
+
 
 @pytest.mark.parametrize(("args", "message"), [
     (("averaging=exp,linear", "averaging.alpha=1,2", "averaging.beta=3,4"),

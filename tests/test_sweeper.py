@@ -5,7 +5,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from polyexp.errors import ConfigError
 from polyexp.sweep import sweep_key, sweep_name
-from polyexp.sweeper import expand
+from polyexp.sweeper import expand, sweep_fields_of_swept_groups
 
 DEFAULTS = {"data": "blobs", "model": "mlp", "optimizer": "sgd", "window": "last", "averaging": "equal"}
 
@@ -61,3 +61,24 @@ def test_a_sweep_is_named_short_and_known_again_by_its_overrides():
                                                          "polyexp")
     assert sweep_key(overrides, "polyexp") != sweep_key(["averaging=exp", "averaging.alpha=1,2"], "polyexp")
     assert sweep_key(overrides, "polyexp") != sweep_key(overrides, "other")
+
+
+@pytest.mark.parametrize(("arguments", "expected"), [
+    (["averaging=equal,exp", "averaging.alpha=4", "-m"], ["averaging=equal,exp", "averaging.alpha=choice(4)", "-m"]),
+    (["data=blobs,moons", "data.cluster_std=1.5", "seeds=3", "--multirun"],
+     ["data=blobs,moons", "data.cluster_std=choice(1.5)", "seeds=3", "--multirun"]),
+    # nothing to do: the group is not swept, the field is already swept, no multirun, another sweeper
+    (["averaging=exp", "averaging.alpha=4", "-m"], None),
+    (["averaging=equal,exp", "averaging.alpha=1,2", "-m"], None),
+    (["averaging=equal,exp", "averaging.alpha=4"], None),
+    (["hydra/sweeper=basic", "averaging=equal,exp", "averaging.alpha=4", "-m"], None),
+    (["--config-name", "config", "averaging=equal,exp", "+averaging.beta=4", "-m"], None),
+])
+def test_a_fixed_field_of_a_swept_group_becomes_a_one_value_sweep(arguments, expected):
+    assert sweep_fields_of_swept_groups(arguments) == (arguments if expected is None else expected)
+
+
+def test_a_one_value_sweep_reads_as_its_value_in_the_sweep_name():
+    assert sweep_name(["averaging=equal,exp", "averaging.alpha=choice(4)"]) == "sweep equal,exp alpha=4"
+    assert jobs("averaging=equal,exp", "averaging.alpha=choice(4)") == [
+        ["averaging=equal"], ["averaging=exp", "averaging.alpha=4"]]
