@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from polyexp.identity import Identity
-from polyexp.trajectory import Trajectory, read_trajectory, write_trajectory
+from polyexp.trajectory import Trajectory, read_meta, read_trajectory, write_trajectory
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class TrajectoryCache:
         found = []
         for path in sorted(self.folder.glob("*.npz")) if self.folder.exists() else []:
             try:
-                found.append((path, read_trajectory(path)[1]))
+                found.append((path, read_meta(path)))
             except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
                 found.append((path, {"error": f"unreadable: {exc}"}))
         return found

@@ -95,11 +95,6 @@ class Settings:
     def seed_list(self) -> list[int]:
         return list(range(self.seed, self.seed + self.seeds))
 
-    @property
-    def curve_interval(self) -> int:
-        """Epochs between two scorings of the learning curves."""
-        return self.curve_every or (1 if self.seeds == 1 else 10)
-
 
 SETTINGS: tuple[Param, ...] = fields_of(Settings)
 

@@ -126,8 +126,7 @@ def ensemble_scores(
     s, k = probabilities.shape[:2]
     flat = probabilities.reshape(s, k, -1).astype(np.float32)
     averaged = np.matmul(matrix.astype(np.float32), flat).reshape(probabilities.shape)  # BLAS: K*K*rows*classes
-    correct, loss = correct_and_cross_entropy(labels, averaged)
-    return correct.numpy().astype(np.float64) / len(labels), loss.numpy().astype(np.float64)
+    return accuracy_and_loss(labels, averaged)
 
 
 def accuracy_and_loss(labels: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

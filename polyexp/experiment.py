@@ -84,7 +84,7 @@ def run_experiment(
         trajectory = train(
             lambda: plan.model(data.num_features, data.num_classes), plan.optimizer, data,
             seeds=settings.seed_list, epochs=settings.epochs, batch_size=settings.batch_size, window=plan.window,
-            ema_decays=settings.ema_decays or (), swa_start=settings.swa_start, curve_every=settings.curve_interval,
+            ema_decays=settings.ema_decays or (), swa_start=settings.swa_start, curve_every=settings.curve_every,
             on_progress=on_progress,
         )
         seconds.append(time.perf_counter() - started)
@@ -139,11 +139,16 @@ def seed_weights(
     matrices = []
     for seed in range(s):
         checkpoints = [w[seed] for w in trajectory.checkpoints]
+        scored: dict[tuple[float, ...], float] = {}  # a search for n+1 repeats most of the one for n
 
-        def score(member_weights: list[float], checkpoints: list = checkpoints) -> float:
-            averaged = average(checkpoints, np.asarray(member_weights, dtype=np.float64) / np.sum(member_weights))
-            accuracy, _ = scorer([w[None] for w in averaged], data.x_val, data.y_val, averaged=True)
-            return float(accuracy[0])
+        def score(member_weights: list[float], checkpoints: list = checkpoints, scored: dict = scored) -> float:
+            normalised = np.asarray(member_weights, dtype=np.float64) / np.sum(member_weights)
+            key = tuple(np.trim_zeros(normalised, "b"))  # the same average for every n
+            if key not in scored:
+                averaged = average(checkpoints, normalised)
+                accuracy, _ = scorer([w[None] for w in averaged], data.x_val, data.y_val, averaged=True)
+                scored[key] = float(accuracy[0])
+            return scored[key]
 
         matrices.append(weight_matrix(weighting, k, validation=Validation(val_member_acc[seed], score)))
     return np.stack(matrices)
@@ -158,7 +163,9 @@ def summarise(scores: dict[str, np.ndarray]) -> tuple[dict[str, Estimate], dict[
     """Means and intervals over seeds; the selections, made on validation, and their test numbers.
 
     - per n: every ``(S, K)`` score, and ``{split}_gain_vs_last``: the average of the n latest minus
-      the last checkpoint, paired over seeds;
+      the last checkpoint, paired over seeds. The last checkpoint is the average of n = 1, scored as
+      the averages are (with BatchNorm, its statistics recomputed too), so the gain is what averaging
+      adds and not what recomputing does;
     - ``selected_n``: the n whose average scores best on validation (mean over seeds), with its
       ``selected_val_acc``, ``selected_test_acc`` and ``selected_gain_vs_last`` (test);
       ``ensemble_selected_*`` likewise for the output ensembles;
@@ -168,7 +175,8 @@ def summarise(scores: dict[str, np.ndarray]) -> tuple[dict[str, Estimate], dict[
     """
     per_n = {key: mean_ci(values) for key, values in scores.items() if values.ndim == 2}
     for split in SCORED_SPLITS:
-        per_n[f"{split}_gain_vs_last"] = mean_ci(scores[f"{split}_average_acc"] - scores[f"{split}_single_acc"][:, :1])
+        accuracy = scores[f"{split}_average_acc"]
+        per_n[f"{split}_gain_vs_last"] = mean_ci(accuracy - accuracy[:, :1])
     summary: dict[str, float] = {}
 
     def put(name: str, estimate: Estimate) -> None:
@@ -180,8 +188,8 @@ def summarise(scores: dict[str, np.ndarray]) -> tuple[dict[str, Estimate], dict[
         summary[f"{prefix}selected_n"] = n + 1
         put(f"{prefix}selected_val_acc", per_n[f"val_{method}_acc"][n])
         put(f"{prefix}selected_test_acc", per_n[f"test_{method}_acc"][n])
-        put(f"{prefix}selected_gain_vs_last", mean_ci(
-            scores[f"test_{method}_acc"][:, n] - scores["test_single_acc"][:, 0]))
+        test = scores[f"test_{method}_acc"]
+        put(f"{prefix}selected_gain_vs_last", mean_ci(test[:, n] - test[:, 0]))
     for split in SCORED_SPLITS:
         put(f"last_{split}_acc", per_n[f"{split}_single_acc"][0])
         for key, values in scores.items():

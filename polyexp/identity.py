@@ -28,6 +28,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import marshal
 import os
 import platform
 import sys
@@ -119,11 +120,12 @@ def _identity(plan: Plan, up_to: Affects, roots: Iterable[str]) -> Identity:
 
 def file_fingerprint(path: str) -> str:
     """A hash of a file's bytes ("missing" if there is none): a data file edited in place is new data."""
+    file = Path(path).expanduser()
     try:
-        stat = Path(path).stat()
+        stat = file.stat()
     except OSError:
         return "missing"
-    return _file_digest(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+    return _file_digest(str(file.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=64)
@@ -151,7 +153,7 @@ def platform_settings() -> dict[str, str]:
     return {
         "machine": f"{platform.system()} {platform.machine()}",
         "onednn": "on" if _onednn() else "off",
-        "gpus": os.environ.get("CUDA_VISIBLE_DEVICES", "all" if Path("/dev/nvidia0").exists() else "none"),
+        "gpus": _visible_gpus(),
         "deterministic_ops": os.environ.get("TF_DETERMINISTIC_OPS", "0"),
     }
 
@@ -162,7 +164,15 @@ def _onednn() -> bool:
         from tensorflow.python.util import _pywrap_util_port
 
         return bool(_pywrap_util_port.IsMklEnabled())
-    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "") != "0"
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower() not in ("0", "false")
+
+
+def _visible_gpus() -> str:
+    """How many GPUs a job sees: a count, since a launcher (Ray) gives identical jobs different ids."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return "all" if Path("/dev/nvidia0").exists() else "none"
+    return str(len([device for device in visible.split(",") if device.strip()]))
 
 
 def module_closure(name: str) -> set[str]:
@@ -192,7 +202,7 @@ def module_fingerprint(name: str) -> str:
     path = _source_path(name)
     if path is None:
         module = sys.modules.get(name)
-        return "unknown" if module is None else digest(repr(sorted(vars(module))))
+        return "unknown" if module is None else _compiled_fingerprint(module)
     stat = path.stat()
     return _fingerprint(str(path), stat.st_mtime_ns, stat.st_size)
 
@@ -210,9 +220,24 @@ def _fingerprint(path: str, mtime_ns: int, size: int) -> str:
     return digest(ast.dump(tree, annotate_fields=False, include_attributes=False))
 
 
+def _compiled_fingerprint(module: Any) -> str:
+    """A module without a source file (a notebook's ``__main__``): its names and its functions' bytecode."""
+    parts = []
+    for name, value in sorted(vars(module).items()):
+        code = getattr(value, "__code__", None)
+        parts.append(name if code is None else f"{name} {hashlib.sha256(marshal.dumps(code)).hexdigest()}")
+    return digest(parts)
+
+
 @functools.lru_cache(maxsize=512)
 def _source_path(module: str) -> Path | None:
-    """The module's source file, found without importing it (finding a submodule imports its parents)."""
+    """The module's source file, found without importing it (finding a submodule imports its parents).
+
+    A loaded module names its own file, even one no import finds again (a script's ``__main__``).
+    """
+    file = getattr(sys.modules.get(module), "__file__", None)
+    if file and file.endswith(".py"):
+        return Path(file)
     top, _, rest = module.partition(".")
     try:
         spec = importlib.util.find_spec(top)

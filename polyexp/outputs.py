@@ -37,7 +37,6 @@ if TYPE_CHECKING:  # not at run time: a sweep's summary writes its figure withou
     from polyexp.experiment import Outcome
     from polyexp.identity import Identity
 
-PLOTS = ("data", "learning_curves", "accuracy_vs_n", "weights")
 
 
 def write_outputs(folder: Path, plan: Plan, data: Dataset, outcome: Outcome, name: str, identity: Identity) -> None:
@@ -49,12 +48,12 @@ def write_outputs(folder: Path, plan: Plan, data: Dataset, outcome: Outcome, nam
     write_text(folder / "identity.json", json.dumps(identity.describe(), indent=1, sort_keys=True))
 
     per_n_keys = [key for key, values in scores.items() if values.ndim == 2]
-    write_text(folder / "results.csv", _csv(
+    write_text(folder / "results.csv", csv_text(
         ["seed", "n", "epoch", *per_n_keys],
         ([seed, n + 1, trajectory.epochs[n], *(scores[key][s, n] for key in per_n_keys)]
          for s, seed in enumerate(seeds) for n in range(k)),
     ))
-    write_text(folder / "results_mean.csv", _csv(
+    write_text(folder / "results_mean.csv", csv_text(
         ["n", *(f"{key}{part}" for key in outcome.per_n for part in ("", "_ci_low", "_ci_high"))],
         ([n + 1, *(getattr(e, part)[n] for e in outcome.per_n.values() for part in ("mean", "low", "high"))]
          for n in range(k)),
@@ -64,14 +63,14 @@ def write_outputs(folder: Path, plan: Plan, data: Dataset, outcome: Outcome, nam
         {"run": name, "weighting": plan.weighting.name, "seeds": seeds, **summary}, indent=1, default=float))
     if trajectory.averages:
         names = list(trajectory.averages)
-        write_text(folder / "averages.csv", _csv(
+        write_text(folder / "averages.csv", csv_text(
             ["seed", "average", *(f"{split}_{metric}" for split in ("val", "test") for metric in ("acc", "loss"))],
             ([seed, average, *(scores[f"{split}_{average}_{metric}"][s] for split in ("val", "test")
                                for metric in ("acc", "loss"))]
              for s, seed in enumerate(seeds) for average in names),
         ))
     history = trajectory.history
-    write_text(folder / "history.csv", _csv(
+    write_text(folder / "history.csv", csv_text(
         ["seed", "epoch", *history],
         ([seed, epoch, *(values[s, c] for values in history.values())]
          for s, seed in enumerate(seeds) for c, epoch in enumerate(trajectory.curve_epochs)),
@@ -104,16 +103,14 @@ def print_table(outcome: Outcome) -> None:
     several = len(outcome.seeds) > 1
     for n in range(len(single.mean)):
         if several:
-            print(f"> {n + 1}: single={_interval(single[n])}, average={_interval(averaged[n])}, "
-                  f"gain={_interval(per_n['test_gain_vs_last'][n], signed=True)}", flush=True)
+            print(f"> {n + 1}: single={interval_text(single[n])}, average={interval_text(averaged[n])}, "
+                  f"gain={interval_text(per_n['test_gain_vs_last'][n], signed=True)}", flush=True)
         else:
             print(f"> {n + 1}: single={single.mean[n]:.3f}, ensemble={averaged.mean[n]:.3f}", flush=True)
-    picked = {key.removeprefix("selected_"): _estimate(summary, key) for key in
-              ("selected_val_acc", "selected_test_acc", "selected_gain_vs_last")}
     seeds = f"mean of {len(outcome.seeds)} seeds [95% CI]" if several else "one seed, no interval: set seeds=10"
-    print(f"selected on validation: n={int(summary['selected_n'])}, val={_interval(picked['val_acc'])}; "
-          f"test={_interval(picked['test_acc'])}, gain over the last checkpoint="
-          f"{_interval(picked['gain_vs_last'], signed=True)} ({seeds})", flush=True)
+    val, test = summary_interval(summary, "selected_val_acc"), summary_interval(summary, "selected_test_acc")
+    print(f"selected on validation: n={int(summary['selected_n'])}, val={val}; test={test}, gain over the last "
+          f"checkpoint={summary_interval(summary, 'selected_gain_vs_last', signed=True)} ({seeds})", flush=True)
 
 
 def write_png(path: Path, figure: Figure) -> None:
@@ -142,11 +139,14 @@ def _shared(weights: np.ndarray) -> bool:
     return bool(np.all(weights == weights[:1]))
 
 
-def _estimate(summary: dict[str, float], key: str) -> tuple[float, float, float]:
-    return summary[key], summary[f"{key}_ci_low"], summary[f"{key}_ci_high"]
+def summary_interval(summary: dict[str, float], key: str, signed: bool = False) -> str:
+    """``0.807 [0.803, 0.810]``: a summary value with its interval, if it has one."""
+    nan = float("nan")
+    return interval_text((summary[key], summary.get(f"{key}_ci_low", nan), summary.get(f"{key}_ci_high", nan)), signed)
 
 
-def _interval(estimate: Any, signed: bool = False) -> str:
+def interval_text(estimate: Any, signed: bool = False) -> str:
+    """An Estimate (or mean, low, high) as ``0.807 [0.803, 0.810]``; the mean alone without an interval."""
     mean, low, high = (estimate.mean, estimate.low, estimate.high) if hasattr(estimate, "mean") else estimate
     form = "+.3f" if signed else ".3f"
     if not np.isfinite(low):
@@ -154,7 +154,7 @@ def _interval(estimate: Any, signed: bool = False) -> str:
     return f"{mean:{form}} [{low:{form}}, {high:{form}}]"
 
 
-def _csv(header: Sequence[str], rows: Iterable[Iterable[Any]]) -> str:
+def csv_text(header: Sequence[str], rows: Iterable[Iterable[Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)

@@ -132,7 +132,7 @@ class Param:
     def check(self, value: Any, key: str) -> None:
         """Raise ConfigError naming ``key`` when ``value`` breaks a bound or a choice."""
         if self.nested:
-            check_fields(fields_of(self.type), value, key)
+            check_fields(fields_of(self.type), value, f"{key}.")
             return
         is_list = isinstance(value, Sequence) and not isinstance(value, str)
         if is_list and not value:
@@ -192,15 +192,13 @@ def check_fields(params: Sequence[Param], values: Mapping[str, Any], prefix: str
 
 def build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
     """An instance of the settings dataclass ``cls`` from checked ``values`` (missing ones: defaults)."""
-    params = fields_of(cls)
-    check_fields(params, values, prefix)
-    kwargs = {}
-    for p in params:
-        if p.name not in values:
-            continue
-        value = values[p.name]
-        kwargs[p.name] = build(p.type, value, f"{prefix}{p.name}.") if p.nested else _plain(value)
-    return cls(**kwargs)
+    check_fields(fields_of(cls), values, prefix)
+    return _instance(cls, values)
+
+
+def _instance(cls: type, values: Mapping[str, Any]) -> Any:
+    return cls(**{p.name: _instance(p.type, values[p.name]) if p.nested else _plain(values[p.name])
+                  for p in fields_of(cls) if p.name in values})
 
 
 def config_class(name: str, params: Sequence[Param]) -> type:

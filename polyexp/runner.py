@@ -57,8 +57,9 @@ def run_job(
         tracking.log_params(client, run_id, tracking.parameters_of(experiment.config))
         tags = _threads(experiment, job)
         progress = EpochProgress(experiment.settings.epochs, f"{job.label} training")
+        trajectory = trajectory_identity(experiment)
         try:
-            outcome = run_experiment(experiment, data, _fetch(experiment, job), on_progress=progress)
+            outcome = run_experiment(experiment, data, _fetch(experiment, trajectory), on_progress=progress)
         except TrainingDiverged as diverged:  # keep the curves up to the divergence
             tracking.log_tags(client, run_id, {**tags, "diverged_epoch": str(diverged.epoch),
                                                "diverged_seed": str(diverged.seed)})
@@ -67,7 +68,7 @@ def run_job(
         finally:
             progress.close()
         tags |= {"trajectory": "reused" if outcome.reused else "trained",
-                 "trajectory_key": trajectory_identity(experiment).key, "test_rows": str(len(data.x_test))}
+                 "trajectory_key": trajectory.key, "test_rows": str(len(data.x_test))}
         log.info("%s: %s", job.label, "reused the cached trajectory" if outcome.reused else
                  f"trained {len(outcome.seeds)} seed(s) x {experiment.settings.epochs} epochs "
                  f"in {outcome.train_seconds:.2f} s")
@@ -117,12 +118,11 @@ def per_epoch_rows(history: dict[str, np.ndarray], curve_epochs: Sequence[int]) 
             for epoch, v in zip(curve_epochs, np.mean(values, axis=0), strict=True)]
 
 
-def _fetch(experiment: Plan, job: Job) -> Fetch | None:
+def _fetch(experiment: Plan, identity: Identity) -> Fetch | None:
     cache = experiment.settings.cache
     if not cache.enabled:
         return None
     root = Path(cache.dir).expanduser() if cache.dir else default_cache_dir()
-    identity = trajectory_identity(experiment)
     return lambda train: TrajectoryCache(root).fetch(identity, train)
 
 

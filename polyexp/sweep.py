@@ -15,8 +15,6 @@ and the command prints the ranking. Hydra skips ``on_multirun_end`` when a job f
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import logging
 import os
@@ -30,9 +28,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from polyexp.config import SETTINGS
 from polyexp.errors import PolyexpError
 from polyexp.files import make_folder, write_text
 from polyexp.job import JOB_REPORT, Job, JobResult, Sweep, read_job_report
+from polyexp.registry import Affects
 
 if TYPE_CHECKING:
     from polyexp.identity import Identity
@@ -42,10 +42,10 @@ log = logging.getLogger(__name__)
 
 SWEEP_FILE = "polyexp_sweep.json"
 POLYEXP_SWEEPER = "hydra_plugins.polyexp_sweeper.PolyexpSweeper"
-# Overrides that never change a job's numbers, so they do not make another sweep.
-_NOT_THE_SWEEP = ("hydra.", "hydra/", "tracking.", "cache.", "threads", "verbose")
+# Overrides that never change a job's numbers (Hydra's, and the settings marked so), so they do not make another sweep.
+_NOT_THE_SWEEP = ("hydra.", "hydra/", *(p.name for p in SETTINGS if p.affects is Affects.NOTHING))
 
-_open_sweeps: dict[Path, tuple[Sweep, Any]] = {}  # folder -> (sweep, MLflow client)
+_open_sweeps: dict[Path, tuple[Sweep, Any]] = {}  # folder -> (sweep, its Store)
 
 
 class LaunchCallback(Callback):
@@ -229,6 +229,8 @@ def rank(reports: list[tuple[str, JobResult]]) -> list[tuple[str, JobResult]]:
 
 def print_ranking(ranked: list[tuple[str, JobResult]]) -> None:
     """The sweep's summary table on stdout: jobs ranked on validation, with their test numbers."""
+    from polyexp.outputs import summary_interval
+
     width = max(len(r.run_name) for _, r in ranked)
     print(f"\nsweep: {len(ranked)} jobs ranked on validation; test accuracy of each job's selected n "
           "(mean over seeds [95% CI])")
@@ -236,14 +238,8 @@ def print_ranking(ranked: list[tuple[str, JobResult]]) -> None:
     for place, (_, r) in enumerate(ranked, start=1):
         s = r.summary
         print(f"  {place:<5}{r.run_name:<{width + 2}}{int(s['selected_n']):>3}  {s['selected_val_acc']:<7.3f}"
-              f"{_interval(s, 'selected_test_acc'):<24}{_interval(s, 'selected_gain_vs_last', '+.3f')}")
+              f"{summary_interval(s, 'selected_test_acc'):<24}{summary_interval(s, 'selected_gain_vs_last', True)}")
     sys.stdout.flush()
-
-
-def _interval(summary: dict[str, float], key: str, form: str = ".3f") -> str:
-    low, high = summary.get(f"{key}_ci_low"), summary.get(f"{key}_ci_high")
-    text = f"{summary[key]:{form}}"
-    return text if low is None or high is None or low != low else f"{text} [{low:{form}}, {high:{form}}]"
 
 
 def _plot_row(result: JobResult) -> dict[str, Any]:
@@ -255,17 +251,16 @@ def _plot_row(result: JobResult) -> dict[str, Any]:
 
 
 def _table(reports: list[tuple[str, JobResult]], ranked: list[tuple[str, JobResult]]) -> str:
+    from polyexp.outputs import csv_text
+
     places = {job: i for i, (job, _) in enumerate(ranked, start=1)}
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
     k = max((len(r.test_average_acc) for _, r in reports), default=0)
     numbers = [f"{key}{part}" for key in ("selected_val_acc", "selected_test_acc", "selected_gain_vs_last")
                for part in ("", "_ci_low", "_ci_high")]
-    writer.writerow(["job", "rank", "run_name", "status", "run_id", "trajectory", "selected_n", *numbers, "error",
-                     *(f"test_average_acc_{n}" for n in range(1, k + 1))])
-    for job, r in sorted(reports, key=lambda item: places.get(item[0], len(places) + 1)):
-        s = r.summary
-        writer.writerow([job, places.get(job, ""), r.run_name, r.status, r.run_id or "", r.trajectory or "",
-                         s.get("selected_n", ""), *(s.get(key, "") for key in numbers), r.error or "",
-                         *r.test_average_acc])
-    return buffer.getvalue()
+    header = ["job", "rank", "run_name", "status", "run_id", "trajectory", "selected_n", *numbers, "error",
+              *(f"test_average_acc_{n}" for n in range(1, k + 1))]
+    return csv_text(header, (
+        [job, places.get(job, ""), r.run_name, r.status, r.run_id or "", r.trajectory or "",
+         r.summary.get("selected_n", ""), *(r.summary.get(key, "") for key in numbers), r.error or "",
+         *r.test_average_acc]
+        for job, r in sorted(reports, key=lambda item: places.get(item[0], len(places) + 1))))

@@ -20,7 +20,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,13 +128,19 @@ def sweep_fields_of_swept_groups(arguments: Sequence[str]) -> list[str]:
     swept = {o.get_key_element() for o in overrides
              if o is not None and o.is_sweep_override() and o.get_key_element() in groups}
     for i, override in enumerate(overrides):
-        if override is None or override.is_sweep_override() or override.type != OverrideType.CHANGE:
-            continue
-        group, dot, name = override.get_key_element().partition(".")
-        if dot and group in swept and "." not in name:
+        field = None if override is None or override.is_sweep_override() else plugin_field(override, swept)
+        if field is not None:
             key, _, value = given[i].partition("=")
             given[i] = f"{key}=choice({value})"
     return given
+
+
+def plugin_field(override: Override, groups: Iterable[str]) -> tuple[str, str] | None:
+    """``(group, field)`` when ``override`` sets a field of one of ``groups``' options (``averaging.alpha=``)."""
+    group, dot, name = override.get_key_element().partition(".")
+    if dot and group in groups and override.type == OverrideType.CHANGE and "." not in name:
+        return group, name
+    return None
 
 
 def expand(overrides: Sequence[Override], choices: Mapping[str, Any]) -> list[list[str]]:
@@ -155,8 +161,9 @@ def expand(overrides: Sequence[Override], choices: Mapping[str, Any]) -> list[li
         values = list(override.sweep_string_iterator()) if override.is_sweep_override() \
             else [override.get_value_element_as_str()]
         alternatives = [f"{key}={value}" for value in values]
-        group, dot, name = key.partition(".")
-        if dot and group in registries and override.type == OverrideType.CHANGE and "." not in name:
+        field = plugin_field(override, registries)
+        if field is not None:
+            group, name = field
             fields.setdefault(group, {})[key] = (name, alternatives)
         else:
             axes[key] = alternatives

@@ -84,7 +84,7 @@ def open_experiment(uri: str, experiment: str) -> tuple[MlflowClient, str]:
     if uri.startswith("sqlite:///"):
         _check_sqlite_file(Path(uri.removeprefix("sqlite:///")))
     elif uri.startswith(("http://", "https://")):
-        _check_server(uri)
+        check_server(uri)
     client = MlflowClient(uri)
     try:
         found = client.get_experiment_by_name(experiment)
@@ -104,7 +104,7 @@ def open_experiment(uri: str, experiment: str) -> tuple[MlflowClient, str]:
     except TrackingError:
         raise
     except Exception as exc:
-        message = _refusal(uri, experiment, exc) or f"cannot use the MLflow tracking store {uri}: {_first_line(exc)}"
+        message = refusal(uri, exc, experiment) or f"cannot use the MLflow tracking store {uri}: {first_line(exc)}"
         raise TrackingError(message) from exc
 
 
@@ -137,7 +137,7 @@ def end_run(client: MlflowClient, run_id: str, status: str, error: BaseException
             client.log_text(run_id, details, "error.txt")
         client.set_terminated(run_id, status)
     except Exception as exc:
-        log.warning("could not mark MLflow run %s as %s: %s", run_id, status, _first_line(exc))
+        log.warning("could not mark MLflow run %s as %s: %s", run_id, status, first_line(exc))
 
 
 def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
@@ -204,7 +204,8 @@ def guarded(call: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return call(*args, **kwargs)
     except Exception as exc:
-        raise TrackingError(f"MLflow {call.__name__} failed: {_first_line(exc)}") from exc
+        uri = getattr(getattr(call, "__self__", None), "tracking_uri", "")
+        raise TrackingError(refusal(uri, exc) or f"MLflow {call.__name__} failed: {first_line(exc)}") from exc
 
 
 def _check_sqlite_file(path: Path) -> None:
@@ -231,13 +232,13 @@ def _check_sqlite_file(path: Path) -> None:
         )
 
 
-def _check_server(uri: str) -> None:
+def check_server(uri: str) -> None:
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5):
             return
     except urllib.error.HTTPError:
         # It answers. A 401 or 403 here is no verdict on the credentials, which this request lacks
-        # (MLflow's client sends them, and more kinds than these): _refusal judges the first API call.
+        # (MLflow's client sends them, and more kinds than these): refusal judges the first API call.
         return
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -247,8 +248,12 @@ def _check_server(uri: str) -> None:
         ) from None
 
 
-def _refusal(uri: str, experiment: str, exc: BaseException) -> str | None:
-    """One line for a server that refused the credentials (401) or the user's rights (403), else None."""
+def refusal(uri: str, exc: BaseException, experiment: str | None = None) -> str | None:
+    """One line for a server that refused the credentials (401) or the user's rights (403), else None.
+
+    With the README's ``default_permission = READ`` a user reads another's experiment, so a 403 comes
+    at the first write (creating a run), not when the experiment is opened.
+    """
     status = exc.get_http_status_code() if isinstance(exc, MlflowException) else None
     if not uri.startswith(("http://", "https://")) or status not in (401, 403):
         return None
@@ -258,9 +263,10 @@ def _refusal(uri: str, experiment: str, exc: BaseException) -> str | None:
             "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a user it knows"
         )
     user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    what = f"tracking.experiment={experiment!r}" if experiment else "this experiment"
     return (
         f"the MLflow tracking server at {uri} denied {f'user {user!r}' if user else 'these credentials'} "
-        f"access to tracking.experiment={experiment!r} (HTTP 403): ask its admin for permission, or set "
+        f"access to {what} (HTTP 403): ask its admin for permission, or set "
         "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a user who has it"
     )
 
@@ -271,7 +277,7 @@ def _artifact_root(uri: str) -> str | None:
     return None  # a server decides
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:500]
 

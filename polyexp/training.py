@@ -65,27 +65,34 @@ def train(
     window: Sequence[int],
     ema_decays: Sequence[float] = (),
     swa_start: int | None = None,
-    curve_every: int = 1,
+    curve_every: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> Trajectory:
     """Train one model per seed for ``epochs`` and keep their weights at the ``window`` epochs.
 
-    Raises TrainingDiverged, with the epoch and seed, as soon as a training loss is NaN or infinite.
+    ``curve_every`` None scores the curves every epoch for one seed, every 10th for a group (where
+    scoring every seed on every split dominates). Raises TrainingDiverged, with the epoch and seed,
+    as soon as a training loss is NaN or infinite.
     """
     models = []
     for seed in seeds:
         keras.utils.set_random_seed(seed)
         models.append(build_model())
-    settings = dict(data=data, epochs=epochs, batch_size=batch_size, window=window,
-                    ema_decays=tuple(ema_decays), swa_start=swa_start, curve_every=curve_every)
+    settings = dict(data=data, epochs=epochs, batch_size=batch_size, window=window, ema_decays=tuple(ema_decays),
+                    swa_start=swa_start, curve_every=curve_every or (1 if len(models) == 1 else 10))
     if len(models) > 1:
-        try:
-            return _Loop(models, list(seeds), build_optimizer(), vectorize=True, **settings).train(on_progress)
-        except (PolyexpError, KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as exc:
-            log.warning("the model cannot be trained as one vectorised group (%s: %s); "
-                        "training the %d seeds one after another", type(exc).__name__, str(exc)[:200], len(seeds))
+        optimizer = build_optimizer()
+        if optimizer.clipnorm or optimizer.global_clipnorm:
+            log.info("the optimizer clips gradients by norm, which would mix the seeds of a vectorised group; "
+                     "training the %d seeds one after another", len(seeds))
+        else:
+            try:
+                return _Loop(models, list(seeds), optimizer, vectorize=True, **settings).train(on_progress)
+            except (PolyexpError, KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:
+                log.warning("the model cannot be trained as one vectorised group (%s: %s); training the %d "
+                            "seeds one after another", type(exc).__name__, str(exc)[:200], len(seeds))
     done = 0
 
     def progress(epochs_done: int) -> None:  # in epochs of the whole group
@@ -130,7 +137,7 @@ class _Loop:
         curve_every: int,
     ) -> None:
         self.model, self.seeds, self.optimizer, self.vectorize = models[0], seeds, optimizer, vectorize
-        self.data, self.epochs = data, epochs
+        self.epochs = epochs
         self.splits = {split: tuple(map(tf.constant, data.split(split))) for split in SPLITS}
         self.rows, self.batch_size = len(data.x_train), batch_size
         self.steps = math.ceil(self.rows / batch_size)

@@ -79,5 +79,15 @@ def read_trajectory(path: Path) -> tuple[Trajectory, dict[str, Any]]:
                 str(name): [npz[f"average_{name}_{i}"] for i in range(len(names))] for name in npz["averages"]
             },
         )
-        meta = json.loads(str(npz["meta"]))
+        meta = _meta(npz)
     return trajectory, meta
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """Only the meta data in ``path`` (what the entry was made with), no arrays loaded."""
+    with np.load(path, allow_pickle=False) as npz:
+        return _meta(npz)
+
+
+def _meta(npz: Any) -> dict[str, Any]:
+    return json.loads(str(npz["meta"]))

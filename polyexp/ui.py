@@ -187,12 +187,13 @@ def _find_experiment(uri: str, name: str) -> str:
         raise UiError(missing)
     try:
         if is_server(uri):
-            tracking._check_server(uri)
+            tracking.check_server(uri)
         found = MlflowClient(uri).get_experiment_by_name(name)
     except TrackingError as exc:
         raise UiError(str(exc)) from None
     except Exception as exc:
-        raise UiError(f"cannot read the MLflow store {where}: {tracking._first_line(exc)}") from None
+        raise UiError(tracking.refusal(uri, exc, name)
+                      or f"cannot read the MLflow store {where}: {tracking.first_line(exc)}") from None
     if found is None:
         raise UiError(missing)
     if found.lifecycle_stage == "deleted":

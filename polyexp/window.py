@@ -13,6 +13,7 @@ A window plugin takes the number of ``epochs`` and returns the epochs of its mem
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -50,7 +51,10 @@ def spaced(epochs: int, size: int, stride: int) -> list[int]:
 
 def check_window(members: Sequence[int], epochs: int, label: str) -> list[int]:
     """A window plugin's epochs, checked: distinct epochs in 1..epochs, the latest first."""
-    members = [int(e) for e in members]
+    try:
+        members = [operator.index(e) for e in members]
+    except TypeError as exc:
+        raise PluginError(f"{label} returned something that is not a list of whole epochs: {exc}") from exc
     if not members:
         raise PluginError(f"{label} returned no epochs")
     if any(not 1 <= e <= epochs for e in members):

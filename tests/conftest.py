@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -17,6 +18,16 @@ import polyexp  # noqa: F401 - its environment defaults (oneDNN off), before any
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_LINE = re.compile(r"^> (\d+): single=(\d\.\d{3}), ensemble=(\d\.\d{3})$", re.M)
+
+
+def is_sweep(run) -> bool:
+    """Whether ``run`` is a sweep's parent run."""
+    return run.data.tags.get("polyexp.role") == "sweep"
+
+
+def is_job(run) -> bool:
+    """Whether ``run`` is a job of a sweep (it has a parent run)."""
+    return "mlflow.parentRunId" in run.data.tags
 
 
 @dataclass
@@ -60,6 +71,14 @@ class Cli:
         if found is None:
             return []
         return list(reversed(client.search_runs([found.experiment_id], order_by=["attributes.start_time DESC"])))
+
+    def sweeps(self, experiment: str = "polyexp") -> list:
+        """The sweep parent runs of ``experiment``, oldest first."""
+        return [r for r in self.runs(experiment) if is_sweep(r)]
+
+    def jobs(self, experiment: str = "polyexp") -> list:
+        """The job runs (those with a parent run) of ``experiment``, oldest first."""
+        return [r for r in self.runs(experiment) if is_job(r)]
 
 
 def make_cli(workdir: Path) -> Cli:
@@ -107,5 +126,30 @@ def sweep_runs(client, experiment: str = "polyexp") -> tuple[list, list]:
     """The sweep parent runs and the job runs of ``experiment``, oldest first."""
     found = client.get_experiment_by_name(experiment)
     runs = client.search_runs([found.experiment_id], order_by=["attributes.start_time ASC"])
-    parents = [r for r in runs if r.data.tags.get("polyexp.role") == "sweep"]
-    return parents, [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return [r for r in runs if is_sweep(r)], [r for r in runs if is_job(r)]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def processes_with(marker: str, *, whole_entry: bool = False) -> dict[int, str]:
+    """The live processes whose environment holds ``marker``: pid -> command line.
+
+    With ``whole_entry``, ``marker`` must be one whole ``NAME=value`` entry of the environment, not part of one.
+    """
+    wanted = marker.encode()
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+            if wanted in (environ.split(b"\0") if whole_entry else environ):
+                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone, or a zombie
+            continue
+    return found

@@ -76,5 +76,5 @@ def test_a_resumed_sweep_runs_a_job_again_after_its_plugin_changes(plugin_cli: C
     assert edited.returncode == 0, edited.stderr
     assert "skipped, its identity" not in edited.stderr and "trained 1 seed(s)" in edited.stderr
     assert trajectories(cli) == ["trained", "reused", "trained", "reused"]
-    parents = [r for r in cli.runs() if r.data.tags.get("polyexp.role") == "sweep"]
+    parents = cli.sweeps()
     assert len(parents) == 1 and parents[0].data.metrics["jobs_finished"] == 2

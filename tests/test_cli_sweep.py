@@ -21,14 +21,10 @@ def alpha_sweep(tmp_path_factory) -> tuple[Cli, subprocess.CompletedProcess]:
     return cli, cli.run(*SWEEP)
 
 
-def children(cli: Cli) -> list:
-    return [r for r in cli.runs() if "mlflow.parentRunId" in r.data.tags]
-
-
 def test_the_readme_sweep_trains_the_seed_group_once_and_logs_three_named_runs(alpha_sweep):
     cli, result = alpha_sweep
     assert result.returncode == 0, result.stderr
-    runs = children(cli)
+    runs = cli.jobs()
     assert [r.info.run_name for r in runs] == ["exp alpha=1", "exp alpha=2", "exp alpha=4"]
     assert [r.info.status for r in runs] == ["FINISHED"] * 3
     assert [r.data.tags["polyexp.trajectory"] for r in runs] == ["trained", "reused", "reused"]
@@ -46,7 +42,7 @@ def test_the_readme_sweep_trains_the_seed_group_once_and_logs_three_named_runs(a
 def test_each_job_logs_means_and_intervals_over_its_seeds(alpha_sweep, tmp_path):
     cli, _ = alpha_sweep
     client = cli.client()
-    run = children(cli)[1]
+    run = cli.jobs()[1]
     folder = Path(client.download_artifacts(run.info.run_id, "", str(tmp_path)))
     rows = list(csv.DictReader((folder / "results.csv").read_text().splitlines()))
     assert [(r["seed"], r["n"]) for r in rows] == [(str(s), str(n)) for s in range(3) for n in range(1, 11)]
@@ -69,17 +65,17 @@ def test_each_job_logs_means_and_intervals_over_its_seeds(alpha_sweep, tmp_path)
 
 def test_the_parent_run_ranks_the_jobs_on_validation_with_their_test_intervals(alpha_sweep, tmp_path):
     cli, result = alpha_sweep
-    (parent,) = [r for r in cli.runs() if r.data.tags.get("polyexp.role") == "sweep"]
+    (parent,) = cli.sweeps()
     assert parent.info.status == "FINISHED"
     assert parent.info.run_name == "sweep seeds=3 exp alpha=1,2,4"
-    assert {r.data.tags["mlflow.parentRunId"] for r in children(cli)} == {parent.info.run_id}
+    assert {r.data.tags["mlflow.parentRunId"] for r in cli.jobs()} == {parent.info.run_id}
     assert parent.data.metrics["jobs_finished"] == 3 and parent.data.metrics["jobs_failed"] == 0
     client = cli.client()
     names = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert names == {"sweep_results.csv", "sweep_comparison.png"}
     table_path = client.download_artifacts(parent.info.run_id, "sweep_results.csv", str(tmp_path))
     rows = list(csv.DictReader(Path(table_path).read_text().splitlines()))
-    runs = {r.info.run_id: r for r in children(cli)}
+    runs = {r.info.run_id: r for r in cli.jobs()}
     validation = [runs[r["run_id"]].data.metrics["selected_val_acc"] for r in rows]
     assert validation == sorted(validation, reverse=True) and [r["rank"] for r in rows] == ["1", "2", "3"]
     for row in rows:
@@ -102,14 +98,14 @@ def test_outputs_land_in_multirun_date_time_n(alpha_sweep):
 
 def test_running_the_command_again_skips_finished_jobs_under_the_same_parent(alpha_sweep):
     cli, _ = alpha_sweep
-    before = {r.info.run_id for r in children(cli)}
-    (parent,) = [r for r in cli.runs() if r.data.tags.get("polyexp.role") == "sweep"]
+    before = {r.info.run_id for r in cli.jobs()}
+    (parent,) = cli.sweeps()
     again = cli.run(*SWEEP)
     assert again.returncode == 0, again.stderr
     assert again.stderr.count("skipped, its identity already has the FINISHED run") == 3
     assert "continuing under the parent run" in again.stderr
-    assert {r.info.run_id for r in children(cli)} == before
-    (same,) = [r for r in cli.runs() if r.data.tags.get("polyexp.role") == "sweep"]
+    assert {r.info.run_id for r in cli.jobs()} == before
+    (same,) = cli.sweeps()
     assert same.info.run_id == parent.info.run_id
     assert same.data.metrics["jobs_skipped"] == 3 and same.info.status == "FINISHED"
     assert "sweep: 3 jobs ranked on validation" in again.stdout
@@ -117,10 +113,10 @@ def test_running_the_command_again_skips_finished_jobs_under_the_same_parent(alp
 
 def test_turning_skipping_off_runs_every_job(alpha_sweep):
     cli, _ = alpha_sweep
-    count = len(children(cli))
+    count = len(cli.jobs())
     again = cli.run("seeds=3", "averaging=exp", "averaging.alpha=1", "tracking.skip_finished=false", "-m")
     assert again.returncode == 0, again.stderr
-    assert "skipped, its identity" not in again.stderr and len(children(cli)) == count + 1
+    assert "skipped, its identity" not in again.stderr and len(cli.jobs()) == count + 1
 
 
 def test_failing_jobs_are_logged_and_the_rest_of_the_sweep_goes_on(cli):
@@ -130,7 +126,7 @@ def test_failing_jobs_are_logged_and_the_rest_of_the_sweep_goes_on(cli):
     result = cli.run(f"averaging=equal,{','.join(names)}", "epochs=20", "window.size=3", "-m", env=env)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
-    runs = {r.info.run_name: r for r in children(cli)}
+    runs = {r.info.run_name: r for r in cli.jobs()}
     assert runs["equal"].info.status == "FINISHED"
     expected = {
         "too_many": "returned 2 weights for n=1",
@@ -147,7 +143,7 @@ def test_failing_jobs_are_logged_and_the_rest_of_the_sweep_goes_on(cli):
         assert message in run.data.tags["polyexp.error"]
         assert f"job {names.index(name) + 2}/7 failed" in result.stderr
     assert "Traceback" not in result.stderr
-    (parent,) = [r for r in cli.runs() if r.data.tags.get("polyexp.role") == "sweep"]
+    (parent,) = cli.sweeps()
     assert parent.info.status == "FAILED"
     assert parent.data.metrics["jobs_failed"] == 6 and parent.data.metrics["jobs_finished"] == 1
     failed = parent.data.tags["polyexp.failed_jobs"].splitlines()
@@ -157,17 +153,17 @@ def test_failing_jobs_are_logged_and_the_rest_of_the_sweep_goes_on(cli):
 def test_equal_linear_and_exp_at_three_alphas_in_one_command(cli: Cli):
     result = cli.run("averaging=equal,linear,exp", "averaging.alpha=1,2,4", "epochs=50", "-m")
     assert result.returncode == 0, result.stderr
-    assert [r.info.run_name for r in children(cli)] == ["equal", "linear", "exp alpha=1", "exp alpha=2",
-                                                        "exp alpha=4"]
-    assert sorted(r.data.tags["polyexp.trajectory"] for r in children(cli)) == ["reused"] * 4 + ["trained"]
-    (parent,) = [r for r in cli.runs() if r.data.tags.get("polyexp.role") == "sweep"]
+    assert [r.info.run_name for r in cli.jobs()] == ["equal", "linear", "exp alpha=1", "exp alpha=2",
+                                                     "exp alpha=4"]
+    assert sorted(r.data.tags["polyexp.trajectory"] for r in cli.jobs()) == ["reused"] * 4 + ["trained"]
+    (parent,) = cli.sweeps()
     assert parent.info.run_name == "sweep equal,linear,exp alpha=1,2,4 epochs=50"
     assert parent.data.metrics["jobs_finished"] == 5
 
     # one alpha, not swept: Hydra alone would apply it to equal (the default) and fail
     result = cli.run("averaging=equal,exp", "averaging.alpha=4", "epochs=50", "-m")
     assert result.returncode == 0, result.stderr
-    parents = [r for r in cli.runs() if r.data.tags.get("polyexp.role") == "sweep"]
+    parents = cli.sweeps()
     assert "sweep equal,exp alpha=4 epochs=50" in [r.info.run_name for r in parents]
 
 

@@ -6,8 +6,9 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from polyexp.config import CacheSettings, Settings, TrackingSettings, plan
-from polyexp.errors import ConfigError
-from polyexp.window import spaced
+from polyexp.errors import ConfigError, PluginError
+from polyexp.registry import build
+from polyexp.window import check_window, spaced
 
 
 def test_defaults_are_the_seed_tutorial():
@@ -117,3 +118,24 @@ def test_windows_are_newest_first_with_stride():
     assert spaced(100, 4, 10) == [100, 90, 80, 70]
     assert spaced(31, 4, 10) == [31, 21, 11, 1]
     assert plan(compose(["window=strided", "window.size=3"])).window == [500, 490, 480]
+
+
+@pytest.mark.parametrize(("returned", "message"), [
+    (None, "returned something that is not a list of whole epochs"),
+    (["x"], "returned something that is not a list of whole epochs"),
+    ([10.9, 9.2], "returned something that is not a list of whole epochs"),
+    ([], "returned no epochs"),
+    ([11, 9], "returned epochs outside 1..10: [11, 9]"),
+    ([9, 10], "must return distinct epochs, the latest first: [9, 10]"),
+])
+def test_a_window_plugin_that_returns_no_epochs_list_fails_in_one_line(returned, message):
+    with pytest.raises(PluginError) as error:
+        check_window(returned, 10, "window plugin 'mine'")
+    assert str(error.value).startswith("window plugin 'mine' ") and message in str(error.value)
+
+
+def test_a_nested_setting_is_named_by_its_dotted_key():
+    with pytest.raises(ConfigError, match=r"^tracking\.bogus is not a setting; settings: experiment, "):
+        build(Settings, {"tracking": {"bogus": 1}})
+    settings = build(Settings, {"seeds": 3, "tracking": {"experiment": "x"}})
+    assert settings == Settings(seeds=3, tracking=TrackingSettings(experiment="x"))

@@ -8,7 +8,7 @@ from conftest import compose
 
 from polyexp.config import plan
 from polyexp.errors import PluginError
-from polyexp.experiment import run_experiment
+from polyexp.experiment import run_experiment, summarise
 from polyexp.statistics import mean_ci
 
 T_975 = {2: 4.302653, 3: 3.182446, 5: 2.570582}  # Student's t, two-sided 95%, by degrees of freedom (tables)
@@ -77,6 +77,20 @@ def test_the_summary_selects_on_validation_and_reports_test_with_t_intervals(thr
     assert summary["selected_gain_vs_last"] == pytest.approx(gains[:, n].mean())
     assert summary["test_swa_acc"] == pytest.approx(scores["test_swa_acc"].mean())
     assert not any(key.startswith("best") for key in summary)
+
+
+def test_the_gain_is_against_the_last_checkpoint_scored_as_the_averages_are(three_seeds):
+    """With BatchNorm the average of n = 1 (statistics recomputed) is not the single last checkpoint."""
+    _, _, outcome = three_seeds
+    scores = {key: values.copy() for key, values in outcome.scores.items()}
+    scores["test_average_acc"][:, 0] += 0.05  # what recomputing the statistics alone might add
+    per_n, summary = summarise(scores)
+    gains = scores["test_average_acc"] - scores["test_average_acc"][:, :1]
+    np.testing.assert_allclose(per_n["test_gain_vs_last"].mean, gains.mean(axis=0))
+    assert per_n["test_gain_vs_last"].mean[0] == 0
+    assert summary["selected_gain_vs_last"] == pytest.approx(gains[:, summary["selected_n"] - 1].mean())
+    ensemble = scores["test_ensemble_acc"][:, summary["ensemble_selected_n"] - 1] - scores["test_single_acc"][:, 0]
+    assert summary["ensemble_selected_gain_vs_last"] == pytest.approx(ensemble.mean())
 
 
 def test_no_selection_reads_test_rows(three_seeds):

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 
 import pytest
 from conftest import compose
@@ -11,6 +12,7 @@ from conftest import compose
 from polyexp.config import plan
 from polyexp.identity import (
     config_identity,
+    file_fingerprint,
     job_identity,
     module_closure,
     module_fingerprint,
@@ -117,10 +119,36 @@ def test_a_module_counts_with_what_it_imports_from_its_package_except_for_type_c
 def test_the_platform_records_onednn_as_tensorflow_uses_it():
     script = "import polyexp.identity as i, sys; print(i.platform_settings()['onednn'], 'tensorflow' in sys.modules)"
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-    for setting, expected in ((None, "off"), ("1", "on"), ("0", "off")):  # polyexp's default is off
+    # polyexp's default is off; "false" is off to TensorFlow too
+    for setting, expected in ((None, "off"), ("1", "on"), ("0", "off"), ("false", "off"), ("FALSE", "off")):
         run_env = env if setting is None else {**env, "TF_ENABLE_ONEDNN_OPTS": setting}
         out = subprocess.run([sys.executable, "-c", script], env=run_env, capture_output=True, text=True, check=True)
         assert out.stdout.split() == [expected, "False"]
     import tensorflow  # noqa: F401 - loaded, TensorFlow itself says (this session loaded it with polyexp's default)
 
     assert platform_settings()["onednn"] == "off"
+
+
+def test_a_module_without_a_source_file_counts_with_its_functions_code(monkeypatch):
+    """A plugin defined in a notebook: editing its body changes the fingerprint."""
+    def notebook(body: str) -> str:
+        module = types.ModuleType("idmod_notebook")
+        exec(compile(f"def plugin(x):\n    return {body}\n", "<cell>", "exec"), module.__dict__)
+        monkeypatch.setitem(sys.modules, "idmod_notebook", module)
+        return module_fingerprint("idmod_notebook")
+
+    assert notebook("x + 1") == notebook("x + 1") != notebook("x + 2")
+
+
+def test_a_data_file_under_home_is_hashed_as_the_data_plugins_read_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "rows.csv").write_text("a,b\n1,2\n")
+    assert file_fingerprint("~/rows.csv") == file_fingerprint(str(tmp_path / "rows.csv")) != "missing"
+
+
+def test_the_platform_counts_the_visible_gpus_rather_than_naming_them(monkeypatch):
+    seen = {}
+    for visible in ("0", "1", "0,1", ""):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+        seen[visible] = platform_settings()["gpus"]
+    assert seen == {"0": "1", "1": "1", "0,1": "2", "": "0"}

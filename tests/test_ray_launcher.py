@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_cli, sweep_runs
+from conftest import free_port, make_cli, processes_with, sweep_runs
 from omegaconf import OmegaConf
 
 from polyexp.app import parallel_workers
@@ -52,18 +51,6 @@ def ray_temp_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def processes_with(marker: str) -> dict[int, str]:
-    """The live processes whose environment holds ``marker``: pid -> command line."""
-    found = {}
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and marker.encode() in (proc / "environ").read_bytes():
-                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:  # gone, or a zombie
-            continue
-    return found
-
-
 def wait_until_gone(marker: str, seconds: float) -> dict[int, str]:
     deadline = time.monotonic() + seconds
     while (left := processes_with(marker)) and time.monotonic() < deadline:
@@ -75,12 +62,6 @@ def signal_all(pids: dict[int, str], signum: int) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ray_auth(token: str) -> dict[str, str]:

@@ -18,7 +18,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cli, sweep_runs
+from conftest import Cli, free_port, sweep_runs
 
 pytestmark = pytest.mark.slow
 
@@ -41,12 +40,6 @@ ADMIN, ADMIN_PASSWORD = "admin", secrets.token_urlsafe(16)
 USER, PASSWORD = "alice", secrets.token_urlsafe(16)
 STEP_COLUMNS = {"seed", "n", "epoch"}
 WRITTEN_AFTER_LOGGING = {"polyexp_job.json"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def postgres_binaries() -> Path | None:
@@ -245,3 +238,20 @@ def test_a_wrong_password_fails_fast_in_one_line(cli: Cli, team_server: str, mon
     for key, value in server_env(team_server).items():
         monkeypatch.setenv(key, value)
     assert MlflowClient(team_server).get_experiment_by_name("refused") is None
+
+
+def test_a_user_without_write_access_to_the_experiment_fails_in_one_line(cli: Cli, team_server: str, monkeypatch):
+    """``default_permission = READ``: another user reads the experiment, and is refused its first run."""
+    from mlflow import MlflowClient
+
+    assert request(team_server, "/api/2.0/mlflow/users/create", (ADMIN, ADMIN_PASSWORD),
+                   {"username": "reader", "password": PASSWORD}) == 200
+    for key, value in server_env(team_server).items():
+        monkeypatch.setenv(key, value)
+    MlflowClient(team_server).create_experiment("owned")
+    reader = {**server_env(team_server), "MLFLOW_TRACKING_USERNAME": "reader"}
+    result = cli.run("tracking.experiment=owned", f"epochs={EPOCHS}", env=reader, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    denied = [line for line in result.stderr.splitlines() if "denied user 'reader' access" in line]
+    assert len(denied) == 1 and "(HTTP 403)" in denied[0], result.stderr
+    assert denied[0].startswith(f"the MLflow tracking server at {team_server} ")

@@ -1,4 +1,4 @@
-"""A tracking server that refuses the client (401, 403) fails ``open_experiment`` with one line.
+"""A tracking server that refuses the client (401, 403) fails ``open_experiment`` and the UI with one line.
 
 The server is a real HTTP server on loopback that answers ``/health`` and refuses every API call, as
 MLflow's basic-auth app does; MLflow's own client talks to it. ``test_team_server.py`` checks the
@@ -60,3 +60,14 @@ def test_refused_credentials_fail_with_one_line(refusing, monkeypatch):
         assert "refused the credentials" in message
     else:
         assert "denied user 'alice' access to tracking.experiment='polyexp'" in message
+
+
+def test_the_ui_says_the_same_of_a_server_that_refuses(refusing, monkeypatch):
+    from polyexp.ui import UiError, _find_experiment
+
+    status, uri = refusing
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    with pytest.raises(UiError) as raised:
+        _find_experiment(uri, "polyexp")
+    assert str(raised.value).startswith(f"the MLflow tracking server at {uri} ") and f"(HTTP {status})" in str(
+        raised.value)

@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,17 +11,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import Cli, metric_steps, sweep_runs
+from conftest import Cli, free_port, metric_steps, sweep_runs
 
 pytestmark = pytest.mark.slow
 
 SMALL = ("epochs=50",)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

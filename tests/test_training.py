@@ -1,5 +1,7 @@
 """The compiled training loop: fit's semantics, seeds trained together, the window, in-training averages."""
 
+import logging
+
 import keras
 import numpy as np
 import pytest
@@ -104,7 +106,7 @@ def test_a_seed_in_a_group_trains_as_it_does_alone():
     """Its own rows in its own order: the vectorised kernels differ from the single-seed ones only in
     rounding (README, "Seeds trained together")."""
     alone = run(30, [30, 1], seeds=[1])
-    group = run(30, [30, 1], seeds=[0, 1, 2])
+    group = run(30, [30, 1], seeds=[0, 1, 2], curve_every=1)  # curves every epoch, as one seed scores them
     other_group = run(30, [30, 1], seeds=[1, 2])
     for solo, together, other in zip(alone.checkpoints, group.checkpoints, other_group.checkpoints, strict=True):
         np.testing.assert_allclose(together[1], solo[0], rtol=1e-4, atol=1e-5)
@@ -165,7 +167,9 @@ def test_the_curves_are_scored_every_nth_epoch_and_at_the_window_and_the_ends():
     trajectory = run(35, [35, 33], seeds=[0, 1], curve_every=10)
     assert trajectory.curve_epochs.tolist() == [1, 10, 20, 30, 33, 35]
     assert trajectory.history["val_acc"].shape == (2, 6)
-    every = run(35, [35, 33], seeds=[0, 1])
+    # a group scores every 10th epoch by default
+    assert run(35, [35, 33], seeds=[0, 1]).curve_epochs.tolist() == trajectory.curve_epochs.tolist()
+    every = run(35, [35, 33], seeds=[0, 1], curve_every=1)
     np.testing.assert_array_equal(every.history["test_acc"][:, [0, 9, 19, 29, 32, 34]], trajectory.history["test_acc"])
 
 
@@ -184,5 +188,17 @@ def test_a_model_that_cannot_be_vectorised_trains_its_seeds_one_after_another(mo
     assert "cannot be trained as one vectorised group (ValueError: no converter for this op)" in caplog.text
     for s, seed in enumerate([3, 4]):  # one after another, each exactly as alone
         alone = run(20, [20, 19], seeds=[seed])
+        for together, solo in zip(group.checkpoints, alone.checkpoints, strict=True):
+            np.testing.assert_array_equal(together[s], solo[0])
+
+
+def test_an_optimizer_that_clips_by_norm_trains_its_seeds_one_after_another(caplog):
+    """A norm over the stacked gradients would let one seed's gradient scale another's steps."""
+    caplog.set_level(logging.INFO, logger="polyexp.training")
+    clipped = lambda: keras.optimizers.SGD(0.01, momentum=0.9, global_clipnorm=0.1)  # noqa: E731
+    group = train(build_model, clipped, DATA, seeds=[3, 4], epochs=20, batch_size=32, window=[20])
+    assert "clips gradients by norm" in caplog.text
+    for s, seed in enumerate([3, 4]):
+        alone = train(build_model, clipped, DATA, seeds=[seed], epochs=20, batch_size=32, window=[20])
         for together, solo in zip(group.checkpoints, alone.checkpoints, strict=True):
             np.testing.assert_array_equal(together[s], solo[0])

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from conftest import Cli, sweep_runs
+from conftest import Cli, free_port, processes_with, sweep_runs
 from playwright.sync_api import Page, expect, sync_playwright
 
 from polyexp.ui import artifact_url, compare_url, run_url, runs_url, ui_address
@@ -31,12 +31,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}: apt-get install -y chromium"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def lines_of(process: subprocess.Popen) -> "queue.Queue[str]":
@@ -63,15 +57,7 @@ def printed_url(lines: "queue.Queue[str]", process: subprocess.Popen) -> str:
 
 def processes_of(workdir: Path) -> list[int]:
     """Processes whose environment names ``workdir``: every one the CLI started there, and their children."""
-    mark = f"POLYEXP_CACHE_DIR={workdir / 'cache'}".encode()
-    alive = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and mark in (proc / "environ").read_bytes().split(b"\0"):
-                alive.append(int(proc.name))
-        except OSError:
-            continue
-    return alive
+    return list(processes_with(f"POLYEXP_CACHE_DIR={workdir / 'cache'}", whole_entry=True))
 
 
 def test_the_printed_link_opens_on_the_runs_of_a_sweep(cli: Cli, tmp_path):
