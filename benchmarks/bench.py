@@ -30,14 +30,14 @@ import keras
 import numpy as np
 from sklearn.datasets import make_blobs
 
-from polyexp.averaging import WEIGHTINGS, average, weight_matrix
-from polyexp.data import DATASETS
-from polyexp.evaluation import Scorer
-from polyexp.experiment import score_trajectory
-from polyexp.models import MODELS
-from polyexp.optimizers import OPTIMIZERS
-from polyexp.training import train
-from polyexp.window import spaced
+from polyexp.core.averaging import WEIGHTINGS, average, weight_matrix
+from polyexp.core.data import DATASETS
+from polyexp.core.evaluation import Scorer
+from polyexp.core.experiment import score_trajectory
+from polyexp.core.models import MODELS
+from polyexp.core.optimizers import OPTIMIZERS
+from polyexp.core.training import train
+from polyexp.core.window import spaced
 
 BATCH_SIZE = 32
 TEST_ROWS = 1000  # make_blobs draws rows + TEST_ROWS samples; the rows after the training rows test

@@ -16,8 +16,9 @@ import polyexp  # noqa: F401 - first: its TensorFlow settings (quiet, oneDNN off
 import numpy as np
 import tensorflow as tf
 
-from polyexp.config import compose, plan
-from polyexp.experiment import run_experiment
+from polyexp.core.experiment import run_experiment
+from polyexp.core.settings import plan
+from polyexp.hydra_setup import compose
 
 KEYS = ("test_single_acc", "test_average_acc", "test_ensemble_acc", "val_average_acc")
 

@@ -3,7 +3,7 @@
     python benchmarks/paired.py multirun/DATE/TIME/0 multirun/DATE/TIME/1
 
 For n = 1..K, the mean over seeds of (first job - second job) in ``test_average_acc``, with its 95%
-interval (``polyexp.statistics.mean_ci``), read from each job's ``results.csv``; then the same for
+interval (``polyexp.core.statistics.mean_ci``), read from each job's ``results.csv``; then the same for
 the mean over n. Both jobs must have trained the same seeds.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from polyexp.statistics import mean_ci
+from polyexp.core.statistics import mean_ci
 
 
 def per_seed(folder: Path, key: str = "test_average_acc") -> tuple[list[int], np.ndarray]:

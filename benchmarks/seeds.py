@@ -32,11 +32,11 @@ import polyexp  # noqa: F401 - first: its TensorFlow settings (quiet, oneDNN off
 import keras
 import tensorflow as tf
 
-from polyexp.data import DATASETS
-from polyexp.models import MODELS
-from polyexp.optimizers import OPTIMIZERS
-from polyexp.training import train
-from polyexp.window import spaced
+from polyexp.core.data import DATASETS
+from polyexp.core.models import MODELS
+from polyexp.core.optimizers import OPTIMIZERS
+from polyexp.core.training import train
+from polyexp.core.window import spaced
 
 SWEEPS = {
     "seeds=10, 3 jobs": ["seeds=10", "averaging=exp", "averaging.alpha=1,2,4"],

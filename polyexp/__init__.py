@@ -1,7 +1,12 @@
 """polyexp: does averaging a network's late checkpoints give a better, steadier model?
 
-Run ``python -m polyexp``; see README.md. Plugins register with the registries in
-``polyexp.data``, ``polyexp.models``, ``polyexp.optimizers``, ``polyexp.window`` and ``polyexp.averaging``.
+Run ``python -m polyexp``; see README.md. The floors, each importing only from those below it:
+
+- ``polyexp.core``: the registry, the settings and plugin groups (``data``, ``models``, ``optimizers``,
+  ``window``, ``averaging``), training, scoring, statistics, the experiment and its identity; no MLflow.
+- ``polyexp.run``: one job (runner, outputs, plots, trajectory cache, tracking).
+- ``polyexp.sweep``: the sweeper and the sweep's parent run.
+- the commands at the top: ``app`` (``python -m polyexp``), ``hydra_setup``, ``ui``, ``plugins``, ``cache``.
 """
 
 import os

@@ -21,11 +21,12 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from polyexp.config import config_path, plan, register_configs
-from polyexp.errors import PolyexpError
-from polyexp.job import Job, JobResult, run_name, write_job_report
-from polyexp.sweep import close_sweeps, finished_run, read_sweep
-from polyexp.sweeper import sweep_fields_of_swept_groups
+from polyexp.core.errors import PolyexpError
+from polyexp.core.settings import plan
+from polyexp.hydra_setup import config_path, register_configs
+from polyexp.run.job import Job, JobResult, run_name, write_job_report
+from polyexp.sweep.parent import close_sweeps, finished_run, read_sweep
+from polyexp.sweep.sweeper import sweep_fields_of_swept_groups
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +40,18 @@ def main(cfg: DictConfig) -> float | None:
     try:
         experiment = plan(cfg)
         data = experiment.load_data()
-        from polyexp import tracking  # loads MLflow: only once the config is checked
-        from polyexp.identity import job_identity
+        from polyexp.core.identity import job_identity
+        from polyexp.run import tracking  # loads MLflow: only once the config is checked
 
         settings = experiment.settings.tracking
         store = tracking.open_store(settings.uri, settings.experiment, job.launch_dir)
         identity = job_identity(experiment)
         result = finished_run(store, identity, job) if job.sweep and settings.skip_finished else None
         if result is None:
-            from polyexp.quiet import import_tensorflow
+            from polyexp.run.quiet import import_tensorflow
 
             import_tensorflow(verbose=experiment.settings.verbose)
-            from polyexp.runner import run_job  # loads TensorFlow: only once the store answers
+            from polyexp.run.runner import run_job  # loads TensorFlow: only once the store answers
 
             result = run_job(experiment, data, job, store, identity)
     except BaseException as exc:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from polyexp.config import GROUPS
-from polyexp.registry import import_plugin_modules
+from polyexp.core.registry import import_plugin_modules
+from polyexp.core.settings import GROUPS
 
 
 def describe(groups: list[str] | None = None) -> str:

@@ -113,7 +113,7 @@ def table(stdout: str) -> list[tuple[int, float, float]]:
 
 def compose(overrides: Sequence[str] = ()):
     """The config a user gets from ``python -m polyexp OVERRIDES``, composed in-process."""
-    from polyexp.config import compose as compose_config
+    from polyexp.hydra_setup import compose as compose_config
 
     return compose_config(overrides)
 

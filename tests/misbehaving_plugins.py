@@ -3,7 +3,7 @@
 Imported by the CLI through ``POLYEXP_PLUGINS=misbehaving_plugins``, which registers them.
 """
 
-from polyexp.averaging import WEIGHTINGS
+from polyexp.core.averaging import WEIGHTINGS
 
 
 def too_many(n: int) -> list[float]:

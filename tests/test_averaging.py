@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from misbehaving_plugins import MISBEHAVING
 
-from polyexp.averaging import WEIGHTINGS, average, member_weights, weight_matrix
-from polyexp.errors import PluginError
-from polyexp.registry import Registry
+from polyexp.core.averaging import WEIGHTINGS, average, member_weights, weight_matrix
+from polyexp.core.errors import PluginError
+from polyexp.core.registry import Registry
 
 
 def seed_weights(strategy: str, n: int) -> list[float]:

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from polyexp.cache import TrajectoryCache, main
-from polyexp.identity import Identity
-from polyexp.trajectory import Trajectory, read_trajectory, write_trajectory
+from polyexp.cache import main
+from polyexp.core.identity import Identity
+from polyexp.core.trajectory import Trajectory, read_trajectory, write_trajectory
+from polyexp.run.trajectory_cache import TrajectoryCache
 
-IDENTITY = Identity(config={"data": {"name": "blobs"}, "seed": 0, "epochs": 3}, code={"polyexp.training": "abc"},
+IDENTITY = Identity(config={"data": {"name": "blobs"}, "seed": 0, "epochs": 3}, code={"polyexp.core.training": "abc"},
                     libraries={"tensorflow": "2.21.0"}, platform={"onednn": "on"})
 
 
@@ -133,6 +134,6 @@ def test_command_line_info_shows_what_each_entry_was_made_with_and_clear_empties
     out = capsys.readouterr().out
     assert "1 trajectories" in out and IDENTITY.key in out
     assert "config: data=blobs seed=0 epochs=3" in out and "libraries: tensorflow 2.21.0" in out
-    assert "platform: onednn on" in out and "code: 1 modules, polyexp.training abc" in out
+    assert "platform: onednn on" in out and "code: 1 modules, polyexp.core.training abc" in out
     assert main(["clear", str(tmp_path)]) == 0
     assert not list((tmp_path / "trajectories").glob("*.npz"))

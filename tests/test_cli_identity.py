@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 SMALL = ("epochs=40", "window.size=3")
 PLUGIN = '''
-from polyexp.models import MODELS
+from polyexp.core.models import MODELS
 
 
 @MODELS.register

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import Cli, compose, make_cli, metric_steps, table
 
-from polyexp.config import plan
-from polyexp.data import DATASETS
-from polyexp.identity import job_identity
+from polyexp.core.data import DATASETS
+from polyexp.core.identity import job_identity
+from polyexp.core.settings import plan
 
 pytestmark = pytest.mark.slow
 
@@ -97,7 +97,7 @@ def test_artifacts_hold_the_results_checkpoints_weights_model_and_plots(default_
         "plots/data.png", "plots/learning_curves.png", "plots/accuracy_vs_n.png", "plots/weights.png",
     } <= names
     identity = json.loads((tmp_path / "identity.json").read_text())
-    assert set(identity) == {"config", "code", "libraries", "platform"} and "polyexp.training" in identity["code"]
+    assert set(identity) == {"config", "code", "libraries", "platform"} and "polyexp.core.training" in identity["code"]
 
     weights = json.loads((tmp_path / "weights.json").read_text())["weights"]
     assert weights["10"] == pytest.approx([0.1] * 10) and weights["1"] == [1.0]

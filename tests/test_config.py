@@ -5,10 +5,10 @@ from conftest import compose
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from polyexp.config import CacheSettings, Settings, TrackingSettings, plan
-from polyexp.errors import ConfigError, PluginError
-from polyexp.registry import build
-from polyexp.window import check_window, spaced
+from polyexp.core.errors import ConfigError, PluginError
+from polyexp.core.registry import build
+from polyexp.core.settings import CacheSettings, Settings, TrackingSettings, plan
+from polyexp.core.window import check_window, spaced
 
 
 def test_defaults_are_the_seed_tutorial():

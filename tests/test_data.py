@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from polyexp.data import DATASETS, Dataset, check_dataset
-from polyexp.errors import ConfigError, PluginError
+from polyexp.core.data import DATASETS, Dataset, check_dataset
+from polyexp.core.errors import ConfigError, PluginError
 
 
 def test_blobs_default_is_the_seed_split_with_validation_rows_around_the_same_centres():
@@ -51,7 +51,7 @@ def test_toy_generators_have_two_classes(name):
 
 def test_check_dataset_rejects_what_training_cannot_use():
     x, y = np.zeros((4, 2), np.float32), np.array([0, 1, 0, 1], np.int32)
-    with pytest.raises(PluginError, match=r"returned tuple; it must return a polyexp\.data\.Dataset"):
+    with pytest.raises(PluginError, match=r"returned tuple; it must return a polyexp\.core\.data\.Dataset"):
         check_dataset((x, y), "data plugin 'p'")
     with pytest.raises(PluginError, match="empty test split"):
         check_dataset(Dataset(x, y, x, y, x[:0], y[:0]), "data plugin 'p'")

@@ -3,9 +3,9 @@
 import keras
 import numpy as np
 
-from polyexp.data import DATASETS
-from polyexp.evaluation import Scorer, batchnorm_layers, ensemble_scores
-from polyexp.models import MODELS
+from polyexp.core.data import DATASETS
+from polyexp.core.evaluation import Scorer, batchnorm_layers, ensemble_scores
+from polyexp.core.models import MODELS
 
 DATA = DATASETS["blobs"].bind({"n_val": 100})()
 

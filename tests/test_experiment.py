@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from conftest import compose
 
-from polyexp.config import plan
-from polyexp.errors import PluginError
-from polyexp.experiment import run_experiment, summarise
-from polyexp.statistics import mean_ci
+from polyexp.core.errors import PluginError
+from polyexp.core.experiment import run_experiment, summarise
+from polyexp.core.settings import plan
+from polyexp.core.statistics import mean_ci
 
 T_975 = {2: 4.302653, 3: 3.182446, 5: 2.570582}  # Student's t, two-sided 95%, by degrees of freedom (tables)
 

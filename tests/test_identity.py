@@ -9,8 +9,7 @@ import types
 import pytest
 from conftest import compose
 
-from polyexp.config import plan
-from polyexp.identity import (
+from polyexp.core.identity import (
     config_identity,
     file_fingerprint,
     job_identity,
@@ -19,7 +18,8 @@ from polyexp.identity import (
     platform_settings,
     trajectory_identity,
 )
-from polyexp.registry import Affects
+from polyexp.core.registry import Affects
+from polyexp.core.settings import plan
 
 
 def identities(*overrides: str):
@@ -53,11 +53,13 @@ def test_keys_change_exactly_with_what_changes_the_numbers():
 
 def test_the_code_part_covers_the_loop_the_scoring_and_each_plugin_module():
     trajectory, job = identities("averaging=exp")
-    assert {"polyexp.training", "polyexp.metrics", "polyexp.trajectory", "polyexp.data", "polyexp.models",
-            "polyexp.optimizers", "polyexp.window"} <= set(trajectory.code)
-    assert "polyexp.averaging" not in trajectory.code and "polyexp.experiment" not in trajectory.code
-    assert {"polyexp.experiment", "polyexp.evaluation", "polyexp.averaging", "polyexp.statistics"} <= set(job.code)
-    for io in ("polyexp.config", "polyexp.tracking", "polyexp.runner", "polyexp.plots", "polyexp.identity"):
+    core = {f"polyexp.core.{m}" for m in ("training", "metrics", "trajectory", "data", "models", "optimizers",
+                                          "window")}
+    assert core <= set(trajectory.code)
+    assert "polyexp.core.averaging" not in trajectory.code and "polyexp.core.experiment" not in trajectory.code
+    assert {f"polyexp.core.{m}" for m in ("experiment", "evaluation", "averaging", "statistics")} <= set(job.code)
+    for io in ("polyexp.core.settings", "polyexp.run.tracking", "polyexp.run.runner", "polyexp.run.plots",
+               "polyexp.core.identity"):
         assert io not in job.code  # what writes, logs or draws never decides a number
     assert set(trajectory.libraries) == {"tensorflow", "keras", "numpy", "scikit-learn"}
 
@@ -117,7 +119,8 @@ def test_a_module_counts_with_what_it_imports_from_its_package_except_for_type_c
 
 
 def test_the_platform_records_onednn_as_tensorflow_uses_it():
-    script = "import polyexp.identity as i, sys; print(i.platform_settings()['onednn'], 'tensorflow' in sys.modules)"
+    script = ("import polyexp.core.identity as i, sys; "
+              "print(i.platform_settings()['onednn'], 'tensorflow' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     # polyexp's default is off; "false" is off to TensorFlow too
     for setting, expected in ((None, "off"), ("1", "on"), ("0", "off"), ("false", "off"), ("FALSE", "off")):

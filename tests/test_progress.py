@@ -3,8 +3,8 @@
 import io
 import logging
 
-from polyexp import progress
-from polyexp.progress import EpochProgress
+from polyexp.run import progress
+from polyexp.run.progress import EpochProgress
 
 
 class Terminal(io.StringIO):
@@ -26,7 +26,7 @@ def test_a_terminal_gets_a_bar_redrawn_in_place():
 
 def test_elsewhere_only_sparse_log_lines(monkeypatch, caplog):
     stream = io.StringIO()
-    caplog.set_level(logging.INFO, logger="polyexp.progress")
+    caplog.set_level(logging.INFO, logger="polyexp.run.progress")
     quiet = EpochProgress(500, "job", stream)
     for done in range(1, 501):
         quiet(done)

@@ -10,10 +10,10 @@ from hydra.errors import ConfigCompositionException
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from polyexp import tracking
-from polyexp.config import plan
-from polyexp.errors import PolyexpError
-from polyexp.job import Job
+from polyexp.core.errors import PolyexpError
+from polyexp.core.settings import plan
+from polyexp.run import tracking
+from polyexp.run.job import Job
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +72,7 @@ def test_any_numeric_values_give_a_clean_run_or_a_clean_error(store, values):
     try:
         experiment = plan(compose(overrides))
         data = experiment.load_data()
-        from polyexp.runner import run_job
+        from polyexp.run.runner import run_job
 
         before = len(runs(tracking_store))
         result = run_job(experiment, data, Job(folder / f"job{next(counter)}", folder), tracking_store)

@@ -8,13 +8,13 @@ import pytest
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
-from polyexp.averaging import WEIGHTINGS
-from polyexp.data import DATASETS
-from polyexp.errors import ConfigError, PluginError
-from polyexp.models import MODELS
-from polyexp.optimizers import OPTIMIZERS
-from polyexp.registry import Ge, Gt, Lt, Registry
-from polyexp.window import WINDOWS
+from polyexp.core.averaging import WEIGHTINGS
+from polyexp.core.data import DATASETS
+from polyexp.core.errors import ConfigError, PluginError
+from polyexp.core.models import MODELS
+from polyexp.core.optimizers import OPTIMIZERS
+from polyexp.core.registry import Ge, Gt, Lt, Registry
+from polyexp.core.window import WINDOWS
 
 
 def make_registry() -> Registry:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from polyexp.shuffle import orders, uniform
+from polyexp.core.shuffle import orders, uniform
 
 
 @pytest.mark.parametrize("rows", [1, 3, 4, 5, 32, 100, 1001, 10007])

@@ -3,9 +3,9 @@
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from polyexp.errors import ConfigError
-from polyexp.sweep import sweep_key, sweep_name
-from polyexp.sweeper import expand, sweep_fields_of_swept_groups
+from polyexp.core.errors import ConfigError
+from polyexp.sweep.parent import sweep_key, sweep_name
+from polyexp.sweep.sweeper import expand, sweep_fields_of_swept_groups
 
 DEFAULTS = {"data": "blobs", "model": "mlp", "optimizer": "sgd", "window": "last", "averaging": "equal"}
 

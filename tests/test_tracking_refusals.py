@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from polyexp.errors import TrackingError
-from polyexp.tracking import open_experiment
+from polyexp.core.errors import TrackingError
+from polyexp.run.tracking import open_experiment
 
 
 def refusing_server(status: int) -> type[BaseHTTPRequestHandler]:

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from polyexp.data import DATASETS
-from polyexp.errors import TrainingDiverged
-from polyexp.models import MODELS
-from polyexp.optimizers import OPTIMIZERS
-from polyexp.training import train
+from polyexp.core.data import DATASETS
+from polyexp.core.errors import TrainingDiverged
+from polyexp.core.models import MODELS
+from polyexp.core.optimizers import OPTIMIZERS
+from polyexp.core.training import train
 
 DATA = DATASETS["blobs"].bind({"n_val": 200})()
 
@@ -194,7 +194,7 @@ def test_a_model_that_cannot_be_vectorised_trains_its_seeds_one_after_another(mo
 
 def test_an_optimizer_that_clips_by_norm_trains_its_seeds_one_after_another(caplog):
     """A norm over the stacked gradients would let one seed's gradient scale another's steps."""
-    caplog.set_level(logging.INFO, logger="polyexp.training")
+    caplog.set_level(logging.INFO, logger="polyexp.core.training")
     clipped = lambda: keras.optimizers.SGD(0.01, momentum=0.9, global_clipnorm=0.1)  # noqa: E731
     group = train(build_model, clipped, DATA, seeds=[3, 4], epochs=20, batch_size=32, window=[20])
     assert "clips gradients by norm" in caplog.text

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import Cli
 
-from polyexp.ui import artifact_url, compare_url, run_url, runs_url, ui_address, view_command, view_hint
+from polyexp.run.links import artifact_url, compare_url, run_url, runs_url, ui_address, view_command, view_hint
 
 LOCAL = "http://127.0.0.1:5000/"
 RUN = "0123456789abcdef0123456789abcdef"

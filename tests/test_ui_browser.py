@@ -19,7 +19,7 @@ import pytest
 from conftest import Cli, free_port, processes_with, sweep_runs
 from playwright.sync_api import Page, expect, sync_playwright
 
-from polyexp.ui import artifact_url, compare_url, run_url, runs_url, ui_address
+from polyexp.run.links import artifact_url, compare_url, run_url, runs_url, ui_address
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless as root, and nothing that reaches for the network this machine does not have.

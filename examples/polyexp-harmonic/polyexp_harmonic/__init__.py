@@ -8,7 +8,7 @@ Installed, this package adds ``averaging=harmonic`` to polyexp through its entry
 
 from typing import Annotated
 
-from polyexp.registry import Gt
+from polyexp.core.registry import Gt
 
 
 def harmonic(n: int, *, power: Annotated[float, Gt(0)] = 1.0) -> list[float]:

@@ -5,7 +5,7 @@ newest first; the framework checks and normalises them. The *average* for ``n`` 
 every weight array is the weighted average of that array over the ``n`` latest checkpoints::
 
     import numpy as np
-    from polyexp.averaging import WEIGHTINGS, average, weight_matrix
+    from polyexp.core.averaging import WEIGHTINGS, average, weight_matrix
 
     exp = WEIGHTINGS["exp"].bind({"alpha": 2.0})
     matrix = weight_matrix(exp, 10)            # row n-1: the normalised weights of n members
@@ -26,8 +26,8 @@ from typing import Annotated
 
 import numpy as np
 
-from polyexp.errors import PluginError
-from polyexp.registry import Affects, BoundPlugin, Gt, Registry
+from polyexp.core.errors import PluginError
+from polyexp.core.registry import Affects, BoundPlugin, Gt, Registry
 
 WEIGHTINGS = Registry("averaging", call_args=("n",), context=("validation",), affects=Affects.SCORING)
 

@@ -1,6 +1,6 @@
 """Sweeps: one MLflow parent run per sweep, summarising its jobs, kept across re-runs of the command.
 
-The parent is opened in the launching process before any job starts (by ``polyexp.sweeper`` once it
+The parent is opened in the launching process before any job starts (by ``polyexp.sweep.sweeper`` once it
 has checked every job, or by :class:`LaunchCallback` under another sweeper such as Optuna), so
 parallel jobs never race to create a fresh SQLite store; ``polyexp_sweep.json`` in the sweep folder
 tells each job its parent. Running a sweep's command again continues under the same parent run (its
@@ -28,15 +28,15 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from polyexp.config import SETTINGS
-from polyexp.errors import PolyexpError
-from polyexp.files import make_folder, write_text
-from polyexp.job import JOB_REPORT, Job, JobResult, Sweep, read_job_report
-from polyexp.registry import Affects
+from polyexp.core.errors import PolyexpError
+from polyexp.core.files import make_folder, write_text
+from polyexp.core.registry import Affects
+from polyexp.core.settings import SETTINGS
+from polyexp.run.job import JOB_REPORT, Job, JobResult, Sweep, read_job_report
 
 if TYPE_CHECKING:
-    from polyexp.identity import Identity
-    from polyexp.tracking import Store
+    from polyexp.core.identity import Identity
+    from polyexp.run.tracking import Store
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def sweep_name(overrides: Sequence[str]) -> str:
 
 def sweep_key(overrides: Sequence[str], experiment: str) -> str:
     """What identifies a sweep's command across re-runs: its overrides (those that change numbers)."""
-    from polyexp.identity import digest
+    from polyexp.core.identity import digest
 
     return digest({"experiment": experiment, "overrides": sorted(o for o in overrides
                                                                  if not o.startswith(_NOT_THE_SWEEP))})
@@ -104,7 +104,7 @@ def sweep_key(overrides: Sequence[str], experiment: str) -> str:
 
 def open_sweep(config: DictConfig, overrides: list[str], num_jobs: int | None, swept_keys: Sequence[str]) -> Sweep:
     """Open the sweep's parent run, or reopen the one an earlier run of the same command left."""
-    from polyexp import tracking
+    from polyexp.run import tracking
 
     launch_dir = Path(config.hydra.runtime.cwd)
     folder = (launch_dir / config.hydra.sweep.dir).resolve()
@@ -147,7 +147,7 @@ def finished_run(store: Store, identity: Identity, job: Job) -> JobResult | None
 
     Re-running a sweep's command skips such jobs, so an interrupted sweep resumes where it stopped.
     """
-    from polyexp import tracking
+    from polyexp.run import tracking
 
     found = tracking.find_run(store, {"job_key": identity.key}, status="FINISHED")
     if found is None:
@@ -181,9 +181,9 @@ def close_sweeps(interrupted: bool = False) -> None:
 
 
 def close_sweep(sweep: Sweep, store: Store, interrupted: bool = False) -> None:
-    from polyexp import tracking, ui
-    from polyexp.outputs import write_png
-    from polyexp.plots import sweep_figure
+    from polyexp.run import links, tracking
+    from polyexp.run.outputs import write_png
+    from polyexp.run.plots import sweep_figure
 
     reports = [(path.parent.name, read_job_report(path)) for path in sorted(sweep.folder.rglob(JOB_REPORT))]
     reports.sort(key=lambda item: int(item[0]) if item[0].isdigit() else item[0])
@@ -218,7 +218,7 @@ def close_sweep(sweep: Sweep, store: Store, interrupted: bool = False) -> None:
     log.info("sweep %s: %s; summary in %s", status, ", ".join(f"{v} {k}" for k, v in counts.items()),
              sweep.folder)
     with contextlib.suppress(Exception):  # a store that is gone was reported above
-        log.info("%s", ui.run_view_hint(client, run_id))
+        log.info("%s", links.run_view_hint(client, run_id))
 
 
 def rank(reports: list[tuple[str, JobResult]]) -> list[tuple[str, JobResult]]:
@@ -229,7 +229,7 @@ def rank(reports: list[tuple[str, JobResult]]) -> list[tuple[str, JobResult]]:
 
 def print_ranking(ranked: list[tuple[str, JobResult]]) -> None:
     """The sweep's summary table on stdout: jobs ranked on validation, with their test numbers."""
-    from polyexp.outputs import summary_interval
+    from polyexp.run.outputs import summary_interval
 
     width = max(len(r.run_name) for _, r in ranked)
     print(f"\nsweep: {len(ranked)} jobs ranked on validation; test accuracy of each job's selected n "
@@ -251,7 +251,7 @@ def _plot_row(result: JobResult) -> dict[str, Any]:
 
 
 def _table(reports: list[tuple[str, JobResult]], ranked: list[tuple[str, JobResult]]) -> str:
-    from polyexp.outputs import csv_text
+    from polyexp.run.outputs import csv_text
 
     places = {job: i for i, (job, _) in enumerate(ranked, start=1)}
     k = max((len(r.test_average_acc) for _, r in reports), default=0)

@@ -4,7 +4,7 @@ A model plugin takes ``(num_features, num_classes)`` and returns a Keras model t
 feature rows to class probabilities (a softmax output). Import Keras inside the function, so that
 checking a config does not wait for TensorFlow to load::
 
-    from polyexp.models import MODELS
+    from polyexp.core.models import MODELS
 
     model = MODELS["mlp"].bind({"hidden": [25], "activation": "relu"})(2, 3)
     model.count_params()   # 153, the seed's model
@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from polyexp.errors import ConfigError
-from polyexp.registry import Ge, Lt, Registry
+from polyexp.core.errors import ConfigError
+from polyexp.core.registry import Ge, Lt, Registry
 
 if TYPE_CHECKING:
     import keras

@@ -27,16 +27,16 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
-from polyexp.averaging import Validation, average, weight_matrix
-from polyexp.data import Dataset
-from polyexp.evaluation import Scorer, accuracy_and_loss, ensemble_scores
-from polyexp.statistics import Estimate, mean_ci, select
-from polyexp.training import train
-from polyexp.trajectory import Trajectory
+from polyexp.core.averaging import Validation, average, weight_matrix
+from polyexp.core.data import Dataset
+from polyexp.core.evaluation import Scorer, accuracy_and_loss, ensemble_scores
+from polyexp.core.statistics import Estimate, mean_ci, select
+from polyexp.core.training import train
+from polyexp.core.trajectory import Trajectory
 
-if TYPE_CHECKING:  # not imported at run time: keeps polyexp.config out of the code identity
-    from polyexp.config import Plan
-    from polyexp.registry import BoundPlugin
+if TYPE_CHECKING:  # not imported at run time: keeps polyexp.core.settings out of the code identity
+    from polyexp.core.registry import BoundPlugin
+    from polyexp.core.settings import Plan
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ after them is a config field, typed by its hint (``int``, ``float``, ``bool``, `
 A registered function is usable from the command line with no YAML to write::
 
     from typing import Annotated
-    from polyexp.averaging import WEIGHTINGS
-    from polyexp.registry import Gt
+    from polyexp.core.averaging import WEIGHTINGS
+    from polyexp.core.registry import Gt
 
     @WEIGHTINGS.register
     def harmonic(n: int, *, power: Annotated[float, Gt(0)] = 1.0) -> list[float]:
@@ -16,9 +16,9 @@ A registered function is usable from the command line with no YAML to write::
 
     # python -m polyexp averaging=harmonic averaging.power=2
 
-The top-level settings (``polyexp.config.Settings``) are declared the same way, as a dataclass whose
+The top-level settings (``polyexp.core.settings.Settings``) are declared the same way, as a dataclass whose
 field hints carry the bounds, so one mechanism types, checks and describes every field. A hint may
-also say what a field :class:`Affects`; ``polyexp.identity`` reads that to decide which fields
+also say what a field :class:`Affects`; ``polyexp.core.identity`` reads that to decide which fields
 identify a result.
 
 A registry may offer *context* to its plugins: a parameter named after a context entry (a weighting's
@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Annotated, Any, Literal, Optional, Union
 
-from polyexp.errors import ConfigError, PluginError, PolyexpError
+from polyexp.core.errors import ConfigError, PluginError, PolyexpError
 
 _SCALARS = (bool, int, float, str)
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from polyexp.metrics import correct_and_cross_entropy
+from polyexp.core.metrics import correct_and_cross_entropy
 
 log = logging.getLogger(__name__)
 

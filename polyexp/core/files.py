@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from polyexp.errors import ConfigError
+from polyexp.core.errors import ConfigError
 
 
 def make_folder(path: Path, field: str) -> Path:

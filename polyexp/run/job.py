@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from polyexp.files import write_text
+from polyexp.core.files import write_text
 
 JOB_REPORT = "polyexp_job.json"
 
 
 @dataclass(frozen=True)
 class Sweep:
-    """What the jobs of a multirun share: written by ``polyexp.sweep`` before they start."""
+    """What the jobs of a multirun share: written by ``polyexp.sweep.parent`` before they start."""
 
     folder: Path
     parent_run_id: str

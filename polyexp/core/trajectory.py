@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from polyexp.data import SPLITS
-from polyexp.files import atomic_write
+from polyexp.core.data import SPLITS
+from polyexp.core.files import atomic_write
 
 HISTORY_KEYS = tuple(f"{split}_{metric}" for split in SPLITS for metric in ("acc", "loss"))
 

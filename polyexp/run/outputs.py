@@ -1,14 +1,14 @@
 """A job's output folder: everything its run logs, written first, so a tracking failure loses nothing.
 
 - ``config.yaml``: the resolved config; ``identity.json``: what decides the numbers (config fields,
-  code fingerprints, libraries, platform; see ``polyexp.identity``);
+  code fingerprints, libraries, platform; see ``polyexp.core.identity``);
 - ``results.csv``: one row per seed and n: the member's epoch and every per-n score;
 - ``results_mean.csv``: one row per n: each per-n score's mean over seeds and 95% interval;
 - ``summary.json``: the selection on validation and the headline numbers, with intervals;
 - ``averages.csv``: one row per seed and in-training average (EMA, SWA), when there are any;
 - ``history.csv``: one row per seed and epoch: the learning curves on every split;
 - ``weights.json``: the normalised weights of every n, member 1 first (per seed for a selecting weighting);
-- ``checkpoints.npz``: the trajectory (``polyexp.trajectory``'s format);
+- ``checkpoints.npz``: the trajectory (``polyexp.core.trajectory``'s format);
 - ``averaged_model.keras``: the first seed's average of all K members (BatchNorm statistics recomputed);
 - ``plots/``: ``data.png``, ``learning_curves.png``, ``accuracy_vs_n.png``, ``weights.png``.
 """
@@ -27,15 +27,15 @@ import numpy as np
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
-from polyexp import plots
-from polyexp.data import Dataset
-from polyexp.files import atomic_write, write_text
-from polyexp.trajectory import write_trajectory
+from polyexp.core.data import Dataset
+from polyexp.core.files import atomic_write, write_text
+from polyexp.core.trajectory import write_trajectory
+from polyexp.run import plots
 
 if TYPE_CHECKING:  # not at run time: a sweep's summary writes its figure without TensorFlow
-    from polyexp.config import Plan
-    from polyexp.experiment import Outcome
-    from polyexp.identity import Identity
+    from polyexp.core.experiment import Outcome
+    from polyexp.core.identity import Identity
+    from polyexp.core.settings import Plan
 
 
 

@@ -4,7 +4,7 @@ A window plugin takes the number of ``epochs`` and returns the epochs of its mem
 (the latest) first. Epochs count from 1: epoch 500 is the model after 500 epochs (the seed's
 ``model_499.h5``)::
 
-    from polyexp.window import WINDOWS
+    from polyexp.core.window import WINDOWS
 
     WINDOWS["last"].bind({"size": 3})(500)                   # [500, 499, 498]
     WINDOWS["strided"].bind({"size": 3, "stride": 10})(500)  # [500, 490, 480]
@@ -17,8 +17,8 @@ import operator
 from collections.abc import Sequence
 from typing import Annotated
 
-from polyexp.errors import ConfigError, PluginError
-from polyexp.registry import Ge, Registry
+from polyexp.core.errors import ConfigError, PluginError
+from polyexp.core.registry import Ge, Registry
 
 WINDOWS = Registry("window", call_args=("epochs",))
 

@@ -14,7 +14,7 @@ sweep's best job); the test rows only report the choice.
 
 scikit-learn is imported inside the plugins, so that checking a config does not wait for it::
 
-    from polyexp.data import DATASETS
+    from polyexp.core.data import DATASETS
 
     data = DATASETS["blobs"].bind({"n_train": 100})()
     data.x_train.shape, data.x_val.shape, data.x_test.shape   # (100, 2), (1000, 2), (1000, 2)
@@ -29,8 +29,8 @@ from typing import Annotated, Optional
 
 import numpy as np
 
-from polyexp.errors import ConfigError, PluginError
-from polyexp.registry import File, Ge, Gt, Lt, Registry
+from polyexp.core.errors import ConfigError, PluginError
+from polyexp.core.registry import File, Ge, Gt, Lt, Registry
 
 DATASETS = Registry("data")
 
@@ -122,7 +122,7 @@ def split_stratified(
 def check_dataset(data: object, label: str) -> Dataset:
     """Reject what a data plugin returned unless every split is usable for training and scoring."""
     if not isinstance(data, Dataset):
-        raise PluginError(f"{label} returned {type(data).__name__}; it must return a polyexp.data.Dataset")
+        raise PluginError(f"{label} returned {type(data).__name__}; it must return a polyexp.core.data.Dataset")
     for split in SPLITS:
         x, y = data.split(split)
         if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):

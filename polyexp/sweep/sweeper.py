@@ -8,7 +8,7 @@ It runs the cartesian product of the swept values, as Hydra's basic sweeper does
   options and their fields.
 - **Every job is checked before anything runs:** its config composed, its values checked, its data
   loaded. A sweep with a bad job runs nothing and leaves no run behind; only then is the sweep's
-  parent run opened (``polyexp.sweep``).
+  parent run opened (``polyexp.sweep.parent``).
 
 It is the default (``hydra/sweeper: polyexp`` in ``conf/config.yaml``); ``hydra/sweeper=basic`` or
 any other sweeper (Optuna) still works, without these two changes.
@@ -32,7 +32,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from polyexp.errors import ConfigError, PolyexpError
+from polyexp.core.errors import ConfigError, PolyexpError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class PluginAwareSweeper(Sweeper):
             hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> Any:
-        from polyexp.sweep import open_sweep, swept_keys_of
+        from polyexp.sweep.parent import open_sweep, swept_keys_of
 
         given = [*(f"{key}={value}" for key, value in self.params.items()), *arguments]
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -78,7 +78,7 @@ class PluginAwareSweeper(Sweeper):
 
     def check(self, jobs: Sequence[Sequence[str]]) -> None:
         """Compose and check every job, and load each distinct data config; one line on the first problem."""
-        from polyexp.config import plan
+        from polyexp.core.settings import plan
 
         loaded: set[str] = set()
         for number, job in enumerate(jobs, start=1):
@@ -107,7 +107,7 @@ def sweep_fields_of_swept_groups(arguments: Sequence[str]) -> list[str]:
     apply it to ``exp`` alone. Written as a one-value sweep it reaches the sweeper, which keeps it for
     the options that have it. Arguments are left as given unless polyexp's sweeper runs a multirun.
     """
-    from polyexp.config import GROUPS
+    from polyexp.core.settings import GROUPS
 
     given = list(arguments)
     if not {"-m", "--multirun"} & set(given) or any(
@@ -148,7 +148,7 @@ def expand(overrides: Sequence[Override], choices: Mapping[str, Any]) -> list[li
 
     ``choices`` are the groups' options when the overrides do not choose one (the defaults).
     """
-    from polyexp.config import GROUPS
+    from polyexp.core.settings import GROUPS
 
     registries = {registry.group: registry for registry in GROUPS}
     axes: dict[str, list[str]] = {}  # key -> its "key=value" alternatives

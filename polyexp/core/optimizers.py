@@ -1,6 +1,6 @@
 """Optimizers (``optimizer=...``): Keras optimizers, built fresh for every training run::
 
-    from polyexp.optimizers import OPTIMIZERS
+    from polyexp.core.optimizers import OPTIMIZERS
 
     optimizer = OPTIMIZERS["sgd"].bind({"learning_rate": 0.01, "momentum": 0.9})()
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from polyexp.registry import Ge, Gt, Lt, Registry
+from polyexp.core.registry import Ge, Gt, Lt, Registry
 
 if TYPE_CHECKING:
     import keras

@@ -29,7 +29,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from polyexp.errors import TrackingError
+from polyexp.core.errors import TrackingError
 
 log = logging.getLogger(__name__)
 

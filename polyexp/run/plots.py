@@ -18,8 +18,8 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from polyexp.data import Dataset
-from polyexp.statistics import Estimate, mean_ci
+from polyexp.core.data import Dataset
+from polyexp.core.statistics import Estimate, mean_ci
 
 # Fixed margins: matplotlib's automatic layouts double the time a figure takes to draw.
 _MARGINS = {"left": 0.12, "right": 0.97, "bottom": 0.12, "top": 0.9}

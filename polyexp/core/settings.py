@@ -2,11 +2,11 @@
 
 Hydra composes ``conf/config.yaml``: the top-level :class:`Settings` and one option of each plugin
 group (``data``, ``model``, ``optimizer``, ``window``, ``averaging``). Every field is declared once,
-with its type, bounds and what it :class:`~polyexp.registry.Affects` in its hint: a plugin's fields
+with its type, bounds and what it :class:`~polyexp.core.registry.Affects` in its hint: a plugin's fields
 in its signature, the settings in the dataclasses below. From these declarations come the configs
 Hydra stores (so ``averaging.alpha=abc`` fails at composition), the checks ``plan`` runs (so
 ``epochs=0`` fails before any work), the typed objects the code reads, and the identity of a result
-(``polyexp.identity``)::
+(``polyexp.core.identity``)::
 
     cfg = compose(["averaging=exp", "averaging.alpha=4"])   # as `python -m polyexp ...` would
     experiment = plan(cfg)
@@ -16,21 +16,17 @@ Hydra stores (so ``averaging.alpha=abc`` fails at composition), the checks ``pla
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import hydra
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from polyexp.averaging import WEIGHTINGS
-from polyexp.data import DATASETS, Dataset, check_dataset
-from polyexp.errors import ConfigError
-from polyexp.models import MODELS
-from polyexp.optimizers import OPTIMIZERS
-from polyexp.registry import (
+from polyexp.core.averaging import WEIGHTINGS
+from polyexp.core.data import DATASETS, Dataset, check_dataset
+from polyexp.core.errors import ConfigError
+from polyexp.core.models import MODELS
+from polyexp.core.optimizers import OPTIMIZERS
+from polyexp.core.registry import (
     Affects,
     BoundPlugin,
     Ge,
@@ -42,9 +38,8 @@ from polyexp.registry import (
     build,
     config_class,
     fields_of,
-    import_plugin_modules,
 )
-from polyexp.window import WINDOWS, check_window
+from polyexp.core.window import WINDOWS, check_window
 
 # One config group per registry; the group's name is the registry's.
 GROUPS: tuple[Registry, ...] = (DATASETS, MODELS, OPTIMIZERS, WINDOWS, WEIGHTINGS)
@@ -103,69 +98,6 @@ def experiment_config_class() -> type:
     """The schema Hydra composes: a field per plugin group, then the settings."""
     groups = [Param(registry.group, Any, "???") for registry in GROUPS]
     return config_class("ExperimentConfig", (*groups, *SETTINGS))
-
-
-def config_path() -> str:
-    """Where ``conf/`` is: the source tree's folder when running from a checkout, else the package's.
-
-    From the repository root, ``python -m polyexp`` imports the source folder even when the package is
-    installed; the installed configs are then out of reach, so the checkout's are used.
-    """
-    checkout = Path(__file__).resolve().parents[1] / "conf"
-    return str(checkout) if (checkout / "config.yaml").is_file() else "pkg://polyexp.conf"
-
-
-def compose(overrides: Sequence[str] = ()) -> DictConfig:
-    """The config ``python -m polyexp OVERRIDES`` runs, composed in this process."""
-    register_configs()
-    source = config_path()
-    if source.startswith("pkg://"):
-        context = hydra.initialize_config_module(source.removeprefix("pkg://"), version_base="1.3")
-    else:
-        context = hydra.initialize_config_dir(source, version_base="1.3")
-    with context:
-        return hydra.compose("config", list(overrides))
-
-
-def register_configs() -> None:
-    """Store the schema and every plugin's config in Hydra's ConfigStore; register polyexp's sweeper."""
-    from hydra.core.plugins import Plugins
-
-    from hydra_plugins.polyexp_sweeper import PolyexpSweeper
-
-    Plugins.instance().register(PolyexpSweeper)  # whether or not Hydra's plugin scan found it
-    import_plugin_modules()
-    store = ConfigStore.instance()
-    _store_optuna_preset(store)
-    store.store(name="polyexp_schema", node=experiment_config_class())
-    for registry in GROUPS:
-        for plugin in registry:
-            store.store(group=registry.group, name=plugin.name, node=plugin.config_class())
-
-
-def _store_optuna_preset(store: ConfigStore) -> None:
-    """``hydra/sweeper=optuna`` (Hydra's Optuna sweeper, when installed), set up for polyexp.
-
-    A job returns its validation score (``selected_val_acc``), so the study maximises (Optuna's default
-    is to minimise); trials run one after another and the sampler is seeded, so a command repeats its
-    trials. A YAML file of the same name cannot do this: Hydra refuses to merge it with the plugin's schema.
-    """
-    try:
-        from hydra_plugins.hydra_optuna_sweeper.config import Direction, OptunaSweeperConf, TPESamplerConfig
-    except ImportError:
-        return
-
-    @dataclass
-    class PolyexpOptuna(OptunaSweeperConf):
-        direction: Any = Direction.maximize
-        n_jobs: int = 1
-
-    @dataclass
-    class SeededTPE(TPESamplerConfig):
-        seed: Optional[int] = 0  # noqa: UP045
-
-    store.store(group="hydra/sweeper", name="optuna", node=PolyexpOptuna, provider="polyexp")
-    store.store(group="hydra/sweeper/sampler", name="tpe", node=SeededTPE, provider="polyexp")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ The *trajectory* identity covers training (the cache key); the *job* identity co
 (what ``tracking.skip_finished`` matches)::
 
     trajectory_identity(plan).key      # 32 hex digits
-    job_identity(plan).describe()      # {"config": ..., "code": {"polyexp.training": "3f2a...", ...}, ...}
+    job_identity(plan).describe()      # {"config": ..., "code": {"polyexp.core.training": "3f2a...", ...}, ...}
 """
 
 from __future__ import annotations
@@ -38,14 +38,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polyexp.registry import Affects
+from polyexp.core.registry import Affects
 
 if TYPE_CHECKING:
-    from polyexp.config import Plan
+    from polyexp.core.settings import Plan
 
 LIBRARIES = ("tensorflow", "keras", "numpy", "scikit-learn")
-TRAINING_CODE = "polyexp.training"  # trains, with what it imports
-SCORING_CODE = "polyexp.experiment"  # trains or reuses, averages and scores, with what it imports
+TRAINING_CODE = "polyexp.core.training"  # trains, with what it imports
+SCORING_CODE = "polyexp.core.experiment"  # trains or reuses, averages and scores, with what it imports
 _ORDER = {Affects.TRAINING: 0, Affects.SCORING: 1, Affects.NOTHING: 2}
 
 
@@ -82,7 +82,7 @@ def job_identity(plan: Plan) -> Identity:
 
 def config_identity(plan: Plan, up_to: Affects) -> dict[str, Any]:
     """The config fields whose :class:`Affects` is ``up_to`` or earlier (training < scoring < nothing)."""
-    from polyexp.config import GROUPS, SETTINGS
+    from polyexp.core.settings import GROUPS, SETTINGS
 
     def wanted(affects: Affects) -> bool:
         return _ORDER[affects] <= _ORDER[up_to]
@@ -106,7 +106,7 @@ def config_identity(plan: Plan, up_to: Affects) -> dict[str, Any]:
 
 
 def _identity(plan: Plan, up_to: Affects, roots: Iterable[str]) -> Identity:
-    from polyexp.config import GROUPS
+    from polyexp.core.settings import GROUPS
 
     modules = set()
     for root in roots:

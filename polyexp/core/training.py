@@ -4,7 +4,7 @@ The semantics are Keras' ``fit(shuffle=True)``, per seed: every epoch visits the
 fresh random order, in batches of ``batch_size`` (the last one smaller), one optimizer step per
 batch, loss categorical cross-entropy plus the model's own losses. Seed ``s`` initialises its model
 after ``keras.utils.set_random_seed(s)`` and orders epoch ``e``'s rows by ``(s, e)`` alone, so the
-numbers do not depend on how the epochs are split into calls (``polyexp.shuffle`` draws the
+numbers do not depend on how the epochs are split into calls (``polyexp.core.shuffle`` draws the
 orders). The learning curves score each seed on the whole training, validation and test splits
 (``fit`` reports a running mean over the epoch's batches instead) after every ``curve_every``-th
 epoch, the window's epochs and the last one; the
@@ -43,11 +43,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from polyexp.data import SPLITS, Dataset
-from polyexp.errors import PolyexpError, TrainingDiverged
-from polyexp.metrics import correct_and_cross_entropy, mean_cross_entropy
-from polyexp.shuffle import orders
-from polyexp.trajectory import HISTORY_KEYS, Trajectory
+from polyexp.core.data import SPLITS, Dataset
+from polyexp.core.errors import PolyexpError, TrainingDiverged
+from polyexp.core.metrics import correct_and_cross_entropy, mean_cross_entropy
+from polyexp.core.shuffle import orders
+from polyexp.core.trajectory import HISTORY_KEYS, Trajectory
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ class _Loop:
         return tf.nest.map_structure(lambda t: tf.expand_dims(t, 0), results)
 
     def _order(self, epoch: tf.Tensor) -> tf.Tensor:
-        """The one seed's row order in ``epoch`` (1, rows), as ``polyexp.shuffle`` defines it."""
+        """The one seed's row order in ``epoch`` (1, rows), as ``polyexp.core.shuffle`` defines it."""
         seed = tf.stack([tf.constant(self.seeds[0], tf.int64), tf.cast(epoch, tf.int64)])
         return tf.argsort(tf.random.stateless_uniform([self.rows], seed=seed))[None]
 

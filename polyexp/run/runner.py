@@ -1,9 +1,9 @@
 """The runner: one job, from a checked config to a finished MLflow run.
 
-It applies the pure computation (``polyexp.experiment``) to a run: fetch the trajectory through the
-cache, compute, write the job's folder (``polyexp.outputs``), and only then log it all, so a
+It applies the pure computation (``polyexp.core.experiment``) to a run: fetch the trajectory through the
+cache, compute, write the job's folder (``polyexp.run.outputs``), and only then log it all, so a
 tracking failure loses nothing. Nothing here knows about Hydra; ``polyexp.app`` supplies the
-:class:`~polyexp.job.Job`::
+:class:`~polyexp.run.job.Job`::
 
     experiment, job = plan(cfg), Job(output_dir=Path("out"), launch_dir=Path.cwd())
     store = tracking.open_store(None, "polyexp", job.launch_dir)
@@ -20,17 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
-from polyexp import tracking, ui
-from polyexp.cache import TrajectoryCache, default_cache_dir
-from polyexp.config import Plan
-from polyexp.data import Dataset
-from polyexp.errors import TrainingDiverged
-from polyexp.experiment import Fetch, Outcome, run_experiment
-from polyexp.identity import Identity, digest, job_identity, trajectory_identity
-from polyexp.job import Job, JobResult, run_name
-from polyexp.outputs import print_table, write_outputs
-from polyexp.progress import EpochProgress
-from polyexp.training import configure_threads
+from polyexp.core.data import Dataset
+from polyexp.core.errors import TrainingDiverged
+from polyexp.core.experiment import Fetch, Outcome, run_experiment
+from polyexp.core.identity import Identity, digest, job_identity, trajectory_identity
+from polyexp.core.settings import Plan
+from polyexp.core.training import configure_threads
+from polyexp.run import links, tracking
+from polyexp.run.job import Job, JobResult, run_name
+from polyexp.run.outputs import print_table, write_outputs
+from polyexp.run.progress import EpochProgress
+from polyexp.run.trajectory_cache import TrajectoryCache, default_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def run_job(
         tracking.guarded(client.log_artifacts, run_id, str(job.output_dir))
     print_table(outcome)
     if job.sweep is None:  # a sweep points at its parent run when it ends
-        log.info("%s", ui.view_hint(store.uri, store.experiment_id, run_id,
+        log.info("%s", links.view_hint(store.uri, store.experiment_id, run_id,
                                     experiment=experiment.settings.tracking.experiment, launch_dir=job.launch_dir))
     return JobResult(
         "finished", name, list(job.overrides), run_id=run_id, trajectory=tags["trajectory"],
