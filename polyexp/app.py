@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 from pathlib import Path
-from types import FrameType
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -24,8 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 from polyexp.core.errors import PolyexpError
 from polyexp.core.settings import plan
 from polyexp.hydra_setup import config_path, register_configs
+from polyexp.run import stop
 from polyexp.run.job import Job, JobResult, run_name, write_job_report
-from polyexp.sweep.parent import close_sweeps, finished_run, read_sweep
+from polyexp.sweep.parent import close_sweeps, failed_sweeps, finished_run, read_sweep
 from polyexp.sweep.sweeper import sweep_fields_of_swept_groups
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ register_configs()
 @hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """One Hydra job; returns its validation score (what an optimising sweeper maximises)."""
+    stop.check()  # a Ctrl-C that an earlier job of the sweep lost stops the sweep here
     job = current_job()
     try:
         experiment = plan(cfg)
@@ -101,16 +102,17 @@ class Terminated(SystemExit):
     """SIGTERM, raised in the main thread so that runs, files and sweeps are closed on the way out."""
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise Terminated(128 + signum)
-
-
 def cli() -> None:
-    """``python -m polyexp``: run the Hydra app, then end any sweep Hydra left open."""
-    signal.signal(signal.SIGTERM, _terminate)
+    """``python -m polyexp``: run the Hydra app, then end any sweep Hydra left open.
+
+    Exits 130 on Ctrl-C, 143 on SIGTERM, and 1 when a sweep ends FAILED (a job failed or left no report).
+    """
+    stop.on_signals({signal.SIGINT: lambda: KeyboardInterrupt("interrupted (Ctrl-C)"),
+                     signal.SIGTERM: lambda: Terminated(128 + signal.SIGTERM)})
     sys.argv[1:] = sweep_fields_of_swept_groups(sys.argv[1:])
     try:
         main()
+        stop.check()  # a Ctrl-C lost where it landed still ends the command as interrupted
     except KeyboardInterrupt:
         close_sweeps(interrupted=True)
         print("interrupted", file=sys.stderr)
@@ -120,3 +122,5 @@ def cli() -> None:
         raise
     finally:
         close_sweeps()
+    if failed_sweeps:
+        sys.exit(1)

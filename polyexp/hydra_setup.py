@@ -10,6 +10,7 @@ as ``python -m polyexp OVERRIDES`` would::
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,10 @@ def register_configs() -> None:
     from hydra_plugins.polyexp_sweeper import PolyexpSweeper
 
     Plugins.instance().register(PolyexpSweeper)  # whether or not Hydra's plugin scan found it
+    with contextlib.suppress(ImportError):  # hydra/launcher=slurm, with polyexp[submitit]
+        from hydra_plugins.polyexp_sweeper.slurm import PolyexpSlurmLauncher
+
+        Plugins.instance().register(PolyexpSlurmLauncher)
     import_plugin_modules()
     store = ConfigStore.instance()
     _store_optuna_preset(store)

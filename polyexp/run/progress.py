@@ -12,6 +12,8 @@ import sys
 import time
 from typing import TextIO
 
+from polyexp.run import stop
+
 log = logging.getLogger(__name__)
 
 _BAR = 30
@@ -30,6 +32,7 @@ class EpochProgress:
         self.done = 0
 
     def __call__(self, done: int) -> None:
+        stop.check()  # every epoch: a signal whose first raise was lost still stops the training
         self.done = done
         now = time.perf_counter()
         if self.live and (now - self.shown >= _REDRAW_SECONDS or done == self.total):

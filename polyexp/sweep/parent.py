@@ -32,6 +32,7 @@ from polyexp.core.errors import PolyexpError
 from polyexp.core.files import make_folder, write_text
 from polyexp.core.registry import Affects
 from polyexp.core.settings import SETTINGS
+from polyexp.run import stop
 from polyexp.run.job import JOB_REPORT, Job, JobResult, Sweep, read_job_report
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ POLYEXP_SWEEPER = "hydra_plugins.polyexp_sweeper.PolyexpSweeper"
 _NOT_THE_SWEEP = ("hydra.", "hydra/", *(p.name for p in SETTINGS if p.affects is Affects.NOTHING))
 
 _open_sweeps: dict[Path, tuple[Sweep, Any]] = {}  # folder -> (sweep, its Store)
+failed_sweeps: list[Path] = []  # the sweeps this process closed as FAILED: the command exits non-zero
 
 
 class LaunchCallback(Callback):
@@ -185,12 +187,16 @@ def close_sweep(sweep: Sweep, store: Store, interrupted: bool = False) -> None:
     from polyexp.run.outputs import write_png
     from polyexp.run.plots import sweep_figure
 
+    interrupted = interrupted or stop.requested() is not None
+    end_lost_jobs(store, sweep.parent_run_id, "KILLED" if interrupted else "FAILED")
     reports = [(path.parent.name, read_job_report(path)) for path in sorted(sweep.folder.rglob(JOB_REPORT))]
     reports.sort(key=lambda item: int(item[0]) if item[0].isdigit() else item[0])
     failed = [(job, r) for job, r in reports if r.status == "failed"]
     missing = max(0, (sweep.num_jobs or 0) - len(reports))
     for job, result in failed:
         log.error("sweep: job %s (%s) failed: %s", job, result.run_name, result.error)
+    if missing and not interrupted:
+        log.error("sweep: %d of %d jobs left no report (lost, or never started)", missing, sweep.num_jobs)
 
     ranked = rank(reports)
     table = sweep.folder / "sweep_results.csv"
@@ -215,10 +221,28 @@ def close_sweep(sweep: Sweep, store: Store, interrupted: bool = False) -> None:
     except Exception as exc:
         log.warning("could not log the sweep summary to run %s: %s (it is in %s)", run_id, exc, sweep.folder)
     tracking.end_run(client, run_id, status)
+    if status == "FAILED":
+        failed_sweeps.append(sweep.folder)
     log.info("sweep %s: %s; summary in %s", status, ", ".join(f"{v} {k}" for k, v in counts.items()),
              sweep.folder)
     with contextlib.suppress(Exception):  # a store that is gone was reported above
         log.info("%s", links.run_view_hint(client, run_id))
+
+
+class LostJob(PolyexpError):
+    """A job whose process ended without ending its run: killed, or its machine lost."""
+
+
+def end_lost_jobs(store: Store, parent_run_id: str, status: str) -> None:
+    """End the sweep's job runs still RUNNING once the launcher is done: no process will end them now."""
+    from polyexp.run import tracking
+
+    lost = tracking.guarded(store.client.search_runs, [store.experiment_id], filter_string=(
+        f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'"))
+    for run in lost:
+        reason = "interrupted" if status == "KILLED" else "its process ended without ending the run (killed, or lost)"
+        log.error("sweep: job run %s (%s) %s", run.info.run_id, run.info.run_name, reason)
+        tracking.end_run(store.client, run.info.run_id, status, error=LostJob(reason))
 
 
 def rank(reports: list[tuple[str, JobResult]]) -> list[tuple[str, JobResult]]:

@@ -1,0 +1,48 @@
+"""Stopping a job on a signal (Ctrl-C, SIGTERM, a cluster's notice) wherever the signal lands.
+
+Python raises a signal handler's exception in whatever code runs at that moment. Where that is a
+finaliser or a weakref callback, Python prints ``Exception ignored in ...`` and the job goes on, so
+a Ctrl-C could be lost. The handler therefore also records the stop, and the job checks it at its
+boundaries (every epoch, every job's start, the command's end)::
+
+    on_signals({signal.SIGINT: lambda: KeyboardInterrupt("interrupted (Ctrl-C)")})
+    ...
+    check()   # raises KeyboardInterrupt again if a Ctrl-C came, even one that was lost
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Mapping
+from types import FrameType
+
+Stop = Callable[[], BaseException]
+
+_requested: Stop | None = None
+
+
+def on_signals(stops: Mapping[int, Stop]) -> None:
+    """On each of these signals, raise ``stops[signum]()`` and remember it for :func:`check`."""
+    for signum, stop in stops.items():
+        signal.signal(signum, _handler(stop))
+
+
+def _handler(stop: Stop) -> Callable[[int, FrameType | None], None]:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        global _requested
+        if _requested is None:  # the first signal says why; a second one stops the clean-up too
+            _requested = stop
+        raise stop()
+
+    return handle
+
+
+def requested() -> BaseException | None:
+    """The stop a signal asked for, or None."""
+    return _requested() if _requested is not None else None
+
+
+def check() -> None:
+    """Raise the stop a signal asked for, if one came (its first raise may have been lost)."""
+    if _requested is not None:
+        raise _requested()

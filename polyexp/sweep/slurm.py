@@ -1,0 +1,150 @@
+"""polyexp's SLURM launcher: Hydra's submitit launcher, with a checked submission and jobs that always end.
+
+``hydra/launcher=slurm`` (``conf/hydra/launcher/slurm.yaml``) selects it. Three changes to Hydra's:
+
+- **The submission is checked first** (``sbatch --test-only``), before the sweep's parent run exists:
+  a job the cluster refuses fails in one line that names the setting (``hydra.launcher.mem_gb=512``).
+- **A job that SLURM stops ends its run FAILED, with the reason** (scancel, or its time limit): submitit
+  ignores SIGTERM, and SLURM kills the job 30 s later (``KillWait``), leaving its run RUNNING; here
+  SIGTERM stops the job through ``polyexp.run.stop``. submitit's notice before the time limit
+  (``signal_delay_s``), on which it would requeue the job, is ignored.
+- **The sweep waits for every job,** not only up to the first one that did not finish, and Ctrl-C
+  cancels the jobs it submitted. A job that left no result is named with its SLURM state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn
+from hydra.errors import CompactHydraException
+from hydra.types import HydraContext, TaskFunction
+from hydra_plugins.hydra_submitit_launcher import submitit_launcher
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from omegaconf import DictConfig, OmegaConf
+
+from polyexp.core.errors import ConfigError, PolyexpError
+from polyexp.run import stop
+
+log = logging.getLogger(__name__)
+
+# The launcher's settings that decide whether the cluster accepts a job.
+RESOURCES = ("partition", "mem_gb", "cpus_per_task", "timeout_min", "nodes", "tasks_per_node", "gpus_per_node",
+             "gpus_per_task", "cpus_per_gpu", "mem_per_gpu", "mem_per_cpu", "qos", "account", "constraint",
+             "exclude", "gres", "additional_parameters")
+
+
+class JobStopped(PolyexpError):
+    """SLURM stopped the job: cancelled, out of time, or preempted."""
+
+
+class SlurmLauncher(submitit_launcher.SlurmLauncher):
+    """See the module docstring; its settings are Hydra's ``submitit_slurm`` launcher's."""
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        try:
+            check_submission(self.params)
+        except ConfigError as exc:
+            raise CompactHydraException(str(exc)) from exc
+
+    def __call__(self, *args: Any) -> JobReturn:  # in the SLURM job
+        timeout = f"hydra.launcher.timeout_min={self.params['timeout_min']}"
+        stop.on_signals({signal.SIGTERM: lambda: JobStopped(
+            f"SLURM stopped the job at its time limit ({timeout})" if _slurm_reason() == "TimeLimit"
+            else "SLURM cancelled the job (scancel, or preemption)")})
+        # submitit's notice that the time limit is near (signal_delay_s before it): the job goes on until
+        # it ends or SLURM stops it (at a short limit, SLURM sends the notice well before its time).
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # submitit's SlurmJobEnvironment.USR_SIG
+        return super().__call__(*args)
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> None:
+        """No requeue: a job stopped by SLURM ends FAILED; running the command again runs it anew."""
+        return None
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        folder = Path(self.params["submitit_folder"]).parent  # one subfolder per SLURM job: .submitit/<id>
+        before = set(_job_ids(folder))
+        try:
+            return super().launch(job_overrides, initial_job_idx)
+        except KeyboardInterrupt:
+            submitted = sorted(set(_job_ids(folder)) - before)
+            if submitted:
+                subprocess.run(["scancel", *submitted], check=False, capture_output=True)
+                log.info("cancelled the SLURM jobs %s", " ".join(submitted))
+            raise
+        except Exception:  # a job ended without a result: wait for the others, keep what they returned
+            return self._results(sorted(set(_job_ids(folder)) - before, key=_array_order))
+
+    def _results(self, job_ids: Sequence[str]) -> list[JobReturn]:
+        import submitit
+
+        results = []
+        for job_id in job_ids:
+            job = submitit.SlurmJob(self.params["submitit_folder"], job_id)
+            try:
+                results.append(job.results()[0])
+            except Exception:
+                log.error("SLURM job %s ended %s without a result (its log: %s)", job_id, job.state,
+                          job.paths.stderr)
+        return results
+
+
+def _slurm_reason() -> str:
+    """Why SLURM is ending this job, as ``scontrol`` says (``TimeLimit``; ``None`` for scancel)."""
+    found = subprocess.run(["scontrol", "-o", "show", "job", os.environ.get("SLURM_JOB_ID", "")],
+                           capture_output=True, text=True, check=False, timeout=10)
+    match = re.search(r"\bReason=(\S+)", found.stdout)
+    return match.group(1) if match else ""
+
+
+def _job_ids(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.replace("_", "").isdigit()] if folder.is_dir() else []
+
+
+def _array_order(job_id: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in job_id.split("_"))
+
+
+def check_submission(params: Mapping[str, Any]) -> None:
+    """Ask SLURM whether it would take these jobs (``sbatch --test-only``); ConfigError naming the setting if not."""
+    if shutil.which("sbatch") is None:
+        raise ConfigError("hydra/launcher=slurm needs SLURM's sbatch on PATH: run the command on a node of "
+                          "the cluster (a login node)")
+    refusal = sbatch_refusal(params)
+    if refusal is None:
+        return
+    culprits = [name for name in RESOURCES if params.get(name) not in (None, {})
+                and sbatch_refusal({**params, name: None}) is None]
+    named = ", ".join(f"hydra.launcher.{name}={params[name]}" for name in culprits) or "hydra.launcher"
+    raise ConfigError(f"{named}: the SLURM cluster refuses the jobs ({refusal})")
+
+
+def sbatch_refusal(params: Mapping[str, Any]) -> str | None:
+    """sbatch's error line for a job with these launcher settings, or None if SLURM would take it."""
+    from submitit import AutoExecutor  # here: Hydra's plugin scan imports this module on every command
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    given = {name: value for name, value in params.items()
+             if value is not None and name not in ("submitit_folder", "max_num_timeout")}
+    with tempfile.TemporaryDirectory() as folder:
+        executor = AutoExecutor(folder=folder, cluster="slurm")
+        generic = set(OmegaConf.structured(BaseQueueConf).keys())  # as Hydra's launcher passes them
+        executor.update_parameters(**{name if name in generic else f"slurm_{name}": value
+                                      for name, value in given.items()})
+        script = Path(folder) / "check.sh"
+        script.write_text(_make_sbatch_string(command="true", folder=folder, **executor._executor.parameters))
+        found = subprocess.run(["sbatch", "--test-only", str(script)], capture_output=True, text=True, check=False)
+    if found.returncode == 0:
+        return None
+    lines = [line.removeprefix("sbatch: error: ") for line in found.stderr.splitlines() if "error" in line]
+    return (lines or found.stderr.splitlines() or ["sbatch failed"])[-1].strip()
