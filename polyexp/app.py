@@ -107,8 +107,7 @@ def cli() -> None:
 
     Exits 130 on Ctrl-C, 143 on SIGTERM, and 1 when a sweep ends FAILED (a job failed or left no report).
     """
-    stop.on_signals({signal.SIGINT: lambda: KeyboardInterrupt("interrupted (Ctrl-C)"),
-                     signal.SIGTERM: lambda: Terminated(128 + signal.SIGTERM)})
+    stop.on_signals({signal.SIGINT: stop.interrupted, signal.SIGTERM: lambda: Terminated(128 + signal.SIGTERM)})
     sys.argv[1:] = sweep_fields_of_swept_groups(sys.argv[1:])
     try:
         main()

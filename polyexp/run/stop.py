@@ -5,7 +5,7 @@ finaliser or a weakref callback, Python prints ``Exception ignored in ...`` and 
 a Ctrl-C could be lost. The handler therefore also records the stop, and the job checks it at its
 boundaries (every epoch, every job's start, the command's end)::
 
-    on_signals({signal.SIGINT: lambda: KeyboardInterrupt("interrupted (Ctrl-C)")})
+    on_signals({signal.SIGINT: interrupted})
     ...
     check()   # raises KeyboardInterrupt again if a Ctrl-C came, even one that was lost
 """
@@ -13,18 +13,21 @@ boundaries (every epoch, every job's start, the command's end)::
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Callable, Mapping
 from types import FrameType
 
 Stop = Callable[[], BaseException]
 
 _requested: Stop | None = None
+_raised: list[BaseException] = []  # what the handlers raised: where Python loses one, check() raises it again
 
 
 def on_signals(stops: Mapping[int, Stop]) -> None:
     """On each of these signals, raise ``stops[signum]()`` and remember it for :func:`check`."""
     for signum, stop in stops.items():
         signal.signal(signum, _handler(stop))
+    sys.unraisablehook = _quiet_when_lost
 
 
 def _handler(stop: Stop) -> Callable[[int, FrameType | None], None]:
@@ -32,9 +35,22 @@ def _handler(stop: Stop) -> Callable[[int, FrameType | None], None]:
         global _requested
         if _requested is None:  # the first signal says why; a second one stops the clean-up too
             _requested = stop
-        raise stop()
+        exc = stop()
+        _raised.append(exc)
+        raise exc
 
     return handle
+
+
+def _quiet_when_lost(unraisable: sys.UnraisableHookArgs) -> None:
+    """No ``Exception ignored in ...`` traceback for a stop Python lost: :func:`check` raises it again."""
+    if not any(unraisable.exc_value is exc for exc in _raised):
+        sys.__unraisablehook__(unraisable)
+
+
+def interrupted() -> KeyboardInterrupt:
+    """Ctrl-C's stop, with a message for the job's report and run."""
+    return KeyboardInterrupt("interrupted (Ctrl-C)")
 
 
 def requested() -> BaseException | None:

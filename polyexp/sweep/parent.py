@@ -131,11 +131,11 @@ def open_sweep(config: DictConfig, overrides: list[str], num_jobs: int | None, s
         log.info("sweep of %s jobs: continuing under the parent run %s (%s) in %s", num_jobs or "?", run_id,
                  earlier.info.run_name, store.uri)
     sweep = Sweep(folder, run_id, num_jobs, tuple(swept_keys))
+    _open_sweeps[folder] = (sweep, store)  # first: a Ctrl-C from here on still ends the parent run
     write_text(folder / SWEEP_FILE, json.dumps({
         "parent_run_id": run_id, "num_jobs": num_jobs, "swept_keys": list(swept_keys),
         "experiment_id": store.experiment_id, "tracking_uri": store.uri,
     }))
-    _open_sweeps[folder] = (sweep, store)
     return sweep
 
 
@@ -178,8 +178,13 @@ def read_sweep(folder: Path) -> Sweep | None:
 def close_sweeps(interrupted: bool = False) -> None:
     """Summarise and end every sweep this process opened and has not closed yet."""
     while _open_sweeps:
-        _, (sweep, store) = _open_sweeps.popitem()
-        close_sweep(sweep, store, interrupted)
+        folder, (sweep, store) = next(iter(_open_sweeps.items()))
+        try:
+            close_sweep(sweep, store, interrupted)
+        except Exception:
+            del _open_sweeps[folder]
+            raise  # a Ctrl-C or SIGTERM while closing leaves it open: the command closes it again, KILLED
+        del _open_sweeps[folder]
 
 
 def close_sweep(sweep: Sweep, store: Store, interrupted: bool = False) -> None:
