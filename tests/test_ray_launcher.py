@@ -152,3 +152,25 @@ def test_the_cluster_preset_runs_a_sweep_on_a_running_cluster(tmp_path, ray_clus
     assert list(cluster_folder.iterdir()) == []
     assert len(list((cli.cache / "trajectories").glob("*.npz"))) == 1
 
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_ray_sweep_and_ends_every_run(tmp_path, ray_temp_dir):
+    cli = make_cli(tmp_path)
+    cli.env.update(POLYEXP_TEST_RAY=secrets.token_hex(8), **ray_auth(secrets.token_hex(32)))
+    marker = f"POLYEXP_TEST_RAY={cli.env['POLYEXP_TEST_RAY']}"
+    process = cli.start("hydra/launcher=ray", f"+hydra.launcher.ray.init._temp_dir={ray_temp_dir}",
+                        "averaging=exp", "averaging.alpha=1,2", "epochs=5000", "-m")
+    deadline = time.monotonic() + 180
+    while len([r for r in cli.jobs() if r.info.status == "RUNNING"]) < 2:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0]
+        time.sleep(0.5)
+    time.sleep(2.0)  # inside the epochs
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+
+    assert process.returncode == 130, output
+    (parent,) = cli.sweeps()
+    assert parent.info.status == "KILLED"
+    assert len(cli.jobs()) == 2 and {r.info.status for r in cli.jobs()} <= {"KILLED", "FAILED"}
+    assert wait_until_gone(marker, 10) == {}
