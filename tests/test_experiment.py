@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from conftest import compose
 from test_calibration import ece_by_loop
+from test_data import colour_images
 
 from polyexp.core.errors import PluginError
 from polyexp.core.experiment import run_experiment, summarise
+from polyexp.core.models import build_model
 from polyexp.core.settings import plan
 from polyexp.core.statistics import mean_ci
 
@@ -195,3 +197,19 @@ def test_mean_ci_is_students_t_interval():
     np.testing.assert_allclose(estimate.mean, values.mean(axis=0))
     np.testing.assert_allclose(estimate.high - estimate.mean, half, rtol=1e-6)
     np.testing.assert_allclose(estimate.mean - estimate.low, half, rtol=1e-6)
+
+
+def test_a_cnn_takes_colour_images_and_scores_them_as_keras_predicts(tmp_path):
+    x, y = colour_images()
+    np.savez(tmp_path / "images.npz", x=x, y=y)
+    experiment = plan(compose(["data=npz", f"data.path={tmp_path / 'images.npz'}", "model=cnn", "model.filters=[4]",
+                               "epochs=4", "window.size=2", "seeds=2"]))
+    data = experiment.load_data()
+    outcome = run_experiment(experiment, data)
+    model = build_model(experiment.model, data)
+    assert model.input_shape == (None, 8, 6, 3)
+    for s in range(2):
+        for member in range(2):
+            model.set_weights(outcome.trajectory.seed_weights(s, member))
+            predicted = model.predict(data.x_test, verbose=0)
+            assert outcome.scores["test_single_acc"][s, member] == accuracy(predicted, data.y_test)

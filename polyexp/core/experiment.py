@@ -31,6 +31,7 @@ from polyexp.core.averaging import Validation, average, weight_matrix
 from polyexp.core.calibration import expected_calibration_error
 from polyexp.core.data import Dataset
 from polyexp.core.evaluation import Scorer, accuracy_and_loss, ensemble_probabilities
+from polyexp.core.models import build_model
 from polyexp.core.statistics import Estimate, mean_ci, select
 from polyexp.core.training import train
 from polyexp.core.trajectory import Trajectory
@@ -83,7 +84,7 @@ def run_experiment(
     def train_now() -> Trajectory:
         started = time.perf_counter()
         trajectory = train(
-            lambda: plan.model(data.num_features, data.num_classes), plan.optimizer, data,
+            lambda: build_model(plan.model, data), plan.optimizer, data,
             seeds=settings.seed_list, epochs=settings.epochs, batch_size=settings.batch_size, window=plan.window,
             ema_decays=settings.ema_decays or (), swa_start=settings.swa_start, curve_every=settings.curve_every,
             on_progress=on_progress,
@@ -92,7 +93,7 @@ def run_experiment(
         return trajectory
 
     trajectory, reused = fetch(train_now) if fetch is not None else (train_now(), False)
-    scorer = Scorer(plan.model(data.num_features, data.num_classes), data.x_train,
+    scorer = Scorer(build_model(plan.model, data), data.x_train,
                     recompute_bn=settings.recompute_bn)
     weights, scores = score_trajectory(scorer, trajectory, plan.weighting, data)
     per_n, summary = summarise(scores)
