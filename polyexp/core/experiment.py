@@ -35,6 +35,7 @@ from polyexp.core.models import build_model
 from polyexp.core.statistics import Estimate, mean_ci, select
 from polyexp.core.training import train
 from polyexp.core.trajectory import Trajectory
+from polyexp.core.trajectory_sources import read_checkpoints
 
 if TYPE_CHECKING:  # not imported at run time: keeps polyexp.core.settings out of the code identity
     from polyexp.core.registry import BoundPlugin
@@ -92,9 +93,13 @@ def run_experiment(
         seconds.append(time.perf_counter() - started)
         return trajectory
 
-    trajectory, reused = fetch(train_now) if fetch is not None else (train_now(), False)
-    scorer = Scorer(build_model(plan.model, data), data.x_train,
-                    recompute_bn=settings.recompute_bn)
+    if plan.checkpoint_files is not None:  # your own checkpoints: nothing to train or cache
+        trajectory, model = read_checkpoints(plan.checkpoint_files, plan.model, data)
+        reused = False
+    else:
+        trajectory, reused = fetch(train_now) if fetch is not None else (train_now(), False)
+        model = build_model(plan.model, data)
+    scorer = Scorer(model, data.x_train, recompute_bn=settings.recompute_bn)
     weights, scores = score_trajectory(scorer, trajectory, plan.weighting, data)
     per_n, summary = summarise(scores)
     first_seed_average = average([w[0] for w in trajectory.checkpoints], weights[0, -1])

@@ -75,10 +75,14 @@ class Affects(enum.Enum):
 
 
 class File:
-    """``Annotated[str, File()]``: the field names a file whose content decides the numbers (identity hashes it)."""
+    """``Annotated[str, File()]``: the field names a file whose content decides the numbers (identity hashes it);
+    ``File(glob=True)``: a glob pattern whose matching files' names and content decide them."""
+
+    def __init__(self, *, glob: bool = False) -> None:
+        self.glob = glob
 
     def __repr__(self) -> str:
-        return "File()"
+        return "File(glob=True)" if self.glob else "File()"
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,7 @@ class Param:
     choices: tuple[Any, ...] = ()  # from Literal[...]
     affects: Affects | None = None  # None: what the group or settings class decides
     is_file: bool = False  # the value names a file whose content counts (see File)
+    is_glob: bool = False  # the value is a glob pattern of such files (File(glob=True))
 
     @property
     def nested(self) -> bool:
@@ -472,7 +477,9 @@ def _param(name: str, hint: Any, default: Any) -> Param:
         raise TypeError(f"type {hint} is not supported; use bool, int, float, str, Literal or list")
     if optional:
         value_type = Optional[value_type]  # noqa: UP045 - OmegaConf wants typing.Optional
-    return Param(name, value_type, default, bounds, choices, _affects(extras), any(isinstance(e, File) for e in extras))
+    files = [e for e in extras if isinstance(e, File)]
+    return Param(name, value_type, default, bounds, choices, _affects(extras), bool(files),
+                 any(f.glob for f in files))
 
 
 def _strip_annotated(hint: Any) -> tuple[Any, tuple[Any, ...]]:
