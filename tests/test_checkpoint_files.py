@@ -6,7 +6,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import compose
+from conftest import compose, table
 
 from polyexp.core.errors import ConfigError
 from polyexp.core.experiment import run_experiment
@@ -134,3 +134,23 @@ def test_the_files_content_and_names_are_part_of_the_identity(tmp_path, monkeypa
     assert edited != first
     Path("ckpt/epoch_2.keras").rename("ckpt/epoch_3.keras")  # the same bytes, another epoch
     assert job_identity(plan(compose(args))).key not in (first, edited)
+
+
+@pytest.mark.slow
+def test_the_cli_scores_checkpoint_files_from_a_fresh_folder(cli):
+    data = plan(compose()).load_data()
+    fit(keras_mlp(), data, cli.workdir / "ckpt", epochs=5, size=3, seed=0)
+    missing = cli.run("trajectory=files", "trajectory.glob=nowhere/*.keras")
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr and cli.runs() == []
+    assert "trajectory.glob='nowhere/*.keras' is not allowed: it matches no file" in missing.stderr
+
+    result = cli.run("trajectory=files", "trajectory.glob=ckpt/*.keras")
+    assert result.returncode == 0, result.stderr
+    assert [n for n, _, _ in table(result.stdout)] == [1, 2, 3]
+    (run,) = cli.runs()
+    assert run.info.status == "FINISHED" and run.data.tags["polyexp.trajectory"] == "files"
+    assert "test_average_ece" in run.data.metrics and "test_single_ece" in run.data.metrics
+    folder = Path(run.data.tags["polyexp.output_dir"])
+    assert {p.name for p in (folder / "plots").iterdir()} >= {"learning_curves.png", "accuracy_vs_n.png"}
+    with open(folder / "history.csv") as history:
+        assert [line.split(",")[1] for line in history.read().splitlines()[1:]] == ["3", "4", "5"]
