@@ -1,8 +1,8 @@
 """The experiment's typed config, and the plan a composed config is turned into.
 
 Hydra composes ``conf/config.yaml``: the top-level :class:`Settings` and one option of each plugin
-group (``data``, ``model``, ``optimizer``, ``window``, ``averaging``). Every field is declared once,
-with its type, bounds and what it :class:`~polyexp.core.registry.Affects` in its hint: a plugin's fields
+group (``data``, ``model``, ``optimizer``, ``window``, ``averaging``, ``trajectory``). Every field is
+declared once, with its type, bounds and what it :class:`~polyexp.core.registry.Affects` in its hint: a plugin's fields
 in its signature, the settings in the dataclasses below. From these declarations come the configs
 Hydra stores (so ``averaging.alpha=abc`` fails at composition), the checks ``plan`` runs (so
 ``epochs=0`` fails before any work), the typed objects the code reads, and the identity of a result
