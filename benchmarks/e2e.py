@@ -15,12 +15,12 @@ are interleaved, one repeat of each per round, and every number printed is a med
   16-job sweep    the same with ``averaging.alpha=range(1,17)``: 16 jobs sharing one training
 
 The breakdown runs the default job once per round inside one process: the import floor is imported
-first (timed: "imports"), then the job runs under cProfile and each phase is the time spent in its
-functions, entered from outside them: store (opening it, looking for a finished run), data, train
-(with the trajectory cache), score, outputs (files), plots, logging (MLflow calls after the store
-is open) and other (Hydra, config checks, printing). cProfile slows Python-heavy phases; the ratios
-between phases hold, the absolute times are a little high. Peak memory is the resident set's peak
-of the process (``getrusage``), as ``/usr/bin/time -v`` reports it.
+first (timed: "imports"), then the job runs with a wall clock around the functions of each phase,
+each phase's time its own, without the phases it calls: store (opening it, looking for a finished
+run), data, train (with the trajectory cache), score, outputs (files), plots (drawing and writing
+the figures), logging (every MLflow client call after the store is open) and other (Hydra, config
+checks, printing: the job's time less the phases). Peak memory is the resident set's peak of the
+process (``getrusage``), as ``/usr/bin/time -v`` reports it.
 
 Targets: the default job within 1.5 s of the import floor; the 16-job sweep within 2x the 1-job
 sweep; the default job's peak memory under 786 MiB (the seed procedure's).
@@ -29,11 +29,11 @@ sweep; the default job's peak memory under 786 MiB (the seed procedure's).
 from __future__ import annotations
 
 import argparse
-import cProfile
+import functools
 import importlib
+import inspect
 import json
 import os
-import pstats
 import shutil
 import statistics
 import subprocess
@@ -47,17 +47,16 @@ HERE = Path(__file__).resolve()
 MIB = 1024  # ru_maxrss is in KiB on Linux
 TARGET_GAP_S, TARGET_SWEEP_RATIO, TARGET_PEAK_MIB = 1.5, 2.0, 786
 
-# phase: the functions whose time counts for it, as (file ending, function name or None for any)
-PHASES: dict[str, list[tuple[str, str | None]]] = {
-    "store": [("run/tracking.py", "open_store"), ("sweep/parent.py", "finished_run")],
-    "data": [("core/settings.py", "load_data")],
-    "train": [("core/training.py", None), ("run/trajectory_cache.py", None)],
-    "score": [("core/experiment.py", "run_experiment")],  # minus train, which it calls
-    "outputs": [("run/outputs.py", "write_outputs")],  # minus plots
-    "plots": [("run/plots.py", None), ("run/outputs.py", "write_png")],
-    "logging": [("run/tracking.py", None)],  # minus store
+# phase: the functions whose time counts for it, as (module, attribute path, or "*" for every function)
+PHASES: dict[str, list[tuple[str, str]]] = {
+    "store": [("polyexp.run.tracking", "open_store"), ("polyexp.sweep.parent", "finished_run")],
+    "data": [("polyexp.core.settings", "Plan.load_data")],
+    "train": [("polyexp.core.training", "train"), ("polyexp.run.trajectory_cache", "TrajectoryCache.fetch")],
+    "score": [("polyexp.core.experiment", "run_experiment")],
+    "outputs": [("polyexp.run.outputs", "write_outputs")],
+    "plots": [("polyexp.run.plots", "*"), ("polyexp.run.outputs", "write_png")],
+    "logging": [("mlflow.tracking.client", "MlflowClient.*")],
 }
-NESTED = {"score": ["train"], "outputs": ["plots"], "logging": ["store"]}
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
@@ -85,7 +84,7 @@ def import_all(modules: list[str]) -> None:
 
 def child(mode: str, modules_file: Path, out: Path, argv: list[str]) -> None:
     """``--child list``: run the job, then write the modules it imported. ``--child floor``: import
-    them, nothing else. ``--child profile``: import them (timed), then run the job under cProfile."""
+    them, nothing else. ``--child profile``: import them (timed), then run the job with its phases clocked."""
     if mode == "list":
         sys.argv = ["polyexp", *argv]
         from polyexp.app import cli
@@ -112,30 +111,54 @@ def child(mode: str, modules_file: Path, out: Path, argv: list[str]) -> None:
     sys.argv = ["polyexp", *argv]
     from polyexp.app import cli
 
-    profile = cProfile.Profile()
+    phases = clock_phases()
     started = time.perf_counter()
-    profile.runcall(cli)
+    cli()
     job = time.perf_counter() - started
-    phases = phase_times(pstats.Stats(profile))
     out.write_text(json.dumps({"imports": imports, **phases, "other": job - sum(phases.values())}))
 
 
-def phase_times(stats: pstats.Stats) -> dict[str, float]:
-    """Each phase's time: its functions' time entered from callers outside them, nested phases taken out."""
-    table = stats.stats  # type: ignore[attr-defined]
+def clock_phases() -> dict[str, float]:
+    """Wrap every function of ``PHASES`` in a wall clock, wherever it is bound; the times fill in as
+    the job runs. A phase's time excludes the phases it calls; MLflow calls inside "store" stay there."""
+    own = {phase: 0.0 for phase in PHASES}
+    stack: list[list] = []  # [phase, time spent in phases it called]
 
-    def entered(matches: Callable[[tuple[str, int, str]], bool]) -> float:
-        total = 0.0
-        for function, (_, _, _, _, callers) in table.items():
-            if matches(function):
-                total += sum(edge[3] for caller, edge in callers.items() if not matches(caller))
-        return total
+    def clocked(phase: str, function: Callable) -> Callable:
+        @functools.wraps(function)
+        def wrapper(*args: object, **kwargs: object) -> object:
+            if stack and (stack[-1][0] == phase or (stack[-1][0] == "store" and phase == "logging")):
+                return function(*args, **kwargs)
+            stack.append([phase, 0.0])
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - started
+                _, inner = stack.pop()
+                own[phase] += elapsed - inner
+                if stack:
+                    stack[-1][1] += elapsed
+        return wrapper
 
-    def matcher(specs: list[tuple[str, str | None]]) -> Callable[[tuple[str, int, str]], bool]:
-        return lambda f: any(f[0].endswith(end) and name in (None, f[2]) for end, name in specs)
-
-    raw = {phase: entered(matcher(specs)) for phase, specs in PHASES.items()}
-    return {phase: raw[phase] - sum(raw[inner] for inner in NESTED.get(phase, [])) for phase in raw}
+    replaced: dict[int, Callable] = {}
+    for phase, specs in PHASES.items():
+        for module_name, path in specs:
+            module = importlib.import_module(module_name)
+            owner_name, _, name = path.rpartition(".")
+            owner = getattr(module, owner_name) if owner_name else module
+            names = [n for n, v in vars(owner).items() if inspect.isfunction(v) and not n.startswith("__")
+                     and getattr(v, "__module__", None) == module_name] if name == "*" else [name]
+            for n in names:
+                original = vars(owner)[n]
+                replaced[id(original)] = clocked(phase, original)
+                setattr(owner, n, replaced[id(original)])
+    for module in list(sys.modules.values()):  # names bound by ``from module import function``
+        if getattr(module, "__name__", "").startswith("polyexp"):
+            for n, v in list(vars(module).items()):
+                if id(v) in replaced and v is not replaced[id(v)]:
+                    setattr(module, n, replaced[id(v)])
+    return own
 
 
 def median(values: list[float]) -> float:
@@ -221,7 +244,7 @@ def report(wall: dict[str, list[float]], peak: dict[str, list[float]], phases: l
     }
     for case in wall:
         print(f"{case:<16} {w[case]:7.2f}s {m[case]:7.0f} MiB   {against[case]}")
-    print("\nthe default job, inside one process (cProfile; imports done first):\n")
+    print("\nthe default job, inside one process (imports done first; each phase without those it calls):\n")
     total = {phase: median([p[phase] for p in phases]) for phase in phases[0]}
     base = total["imports"]
     print(f"{'phase':<10} {'time':>8} {'x imports':>10}")
