@@ -107,9 +107,8 @@ def write_outputs(
         if shared is None or picture not in shared_inputs:
             write_png(path, draw())
             continue
-        drawn = shared / ".plots" / f"{picture}-{_digest(shared_inputs[picture])}.png"
+        drawn = shared / f".{picture}-{_digest(shared_inputs[picture])}.png"  # hidden beside the jobs' folders
         if not drawn.exists():
-            drawn.parent.mkdir(parents=True, exist_ok=True)
             write_png(drawn, draw())
         shutil.copyfile(drawn, path)
 
