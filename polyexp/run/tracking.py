@@ -259,7 +259,7 @@ def check_server(uri: str) -> None:
 def refusal(uri: str, exc: BaseException, experiment: str | None = None) -> str | None:
     """One line for a server that refused the credentials (401) or the user's rights (403), else None.
 
-    With the README's ``default_permission = READ`` a user reads another's experiment, so a 403 comes
+    With docs/sweeps.md's ``default_permission = READ`` a user reads another's experiment, so a 403 comes
     at the first write (creating a run), not when the experiment is opened.
     """
     status = exc.get_http_status_code() if isinstance(exc, MlflowException) else None
