@@ -23,17 +23,23 @@ _requested: Stop | None = None
 _raised: list[BaseException] = []  # what the handlers raised: where Python loses one, check() raises it again
 
 
-def on_signals(stops: Mapping[int, Stop]) -> None:
-    """On each of these signals, raise ``stops[signum]()`` and remember it for :func:`check`."""
+def on_signals(stops: Mapping[int, Stop], *, again: bool = True) -> None:
+    """On each of these signals, raise ``stops[signum]()`` and remember it for :func:`check`.
+
+    ``again=False``: only the first signal raises; later ones (SLURM sends SIGTERM more than once)
+    must not break the clean-up that the first one started.
+    """
     for signum, stop in stops.items():
-        signal.signal(signum, _handler(stop))
+        signal.signal(signum, _handler(stop, again))
     sys.unraisablehook = _quiet_when_lost
 
 
-def _handler(stop: Stop) -> Callable[[int, FrameType | None], None]:
+def _handler(stop: Stop, again: bool) -> Callable[[int, FrameType | None], None]:
     def handle(signum: int, frame: FrameType | None) -> None:
         global _requested
-        if _requested is None:  # the first signal says why; a second one stops the clean-up too
+        if _requested is not None and not again:
+            return
+        if _requested is None:  # the first signal says why; a second Ctrl-C stops the clean-up too
             _requested = stop
         exc = stop()
         _raised.append(exc)
