@@ -7,7 +7,7 @@
 #   slurm_cluster.sh start DIR      then: export SLURM_CONF=DIR/slurm.conf; sbatch/sinfo/squeue/sacct work
 #   slurm_cluster.sh stop DIR
 # The node has at least 4 CPUs (config_overrides), whatever the machine has: small jobs run side by side.
-# KillWait=5: a job gets 5 s between SLURM's SIGTERM (scancel, time limit) and its SIGKILL (default 30 s).
+# KillWait=10: a job gets 10 s between SLURM's SIGTERM (scancel, time limit) and its SIGKILL (default 30 s).
 set -euo pipefail
 cmd=${1:?start|stop}; dir=$(mkdir -p "${2:?DIR}" && cd "$2" && pwd)
 host=$(hostname -s)
@@ -61,7 +61,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 MpiDefault=none
 ReturnToService=2
-KillWait=5
+KillWait=10
 SlurmdParameters=config_overrides
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/slurmdbd

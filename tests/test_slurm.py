@@ -123,7 +123,7 @@ def test_jobs_that_slurm_stops_fail_with_the_reason_and_a_rerun_finishes_them(sl
     wait_for(lambda: "stalls copy=2" in by_name(slurm_cli), 120, "the job stalls copy=2 to start")
     (job,) = (slurm_cli.workdir / "multirun").glob("*/*/.submitit/*_2")
     slurm(slurm_cli, "scancel", job.name)
-    output, _ = process.communicate(timeout=240)
+    output, _ = process.communicate(timeout=420)  # the time limit: 60 to 90 s after the job starts
 
     assert process.returncode != 0, output
     assert "Traceback" not in output
