@@ -1,7 +1,7 @@
 """The experiment's typed config, and the plan a composed config is turned into.
 
 Hydra composes ``conf/config.yaml``: the top-level :class:`Settings` and one option of each plugin
-group (``data``, ``model``, ``optimizer``, ``window``, ``averaging``). Every field is declared once,
+group (``data``, ``model``, ``optimizer``, ``schedule``, ``window``, ``averaging``). Every field is declared once,
 with its type, bounds and what it :class:`~polyexp.core.registry.Affects` in its hint: a plugin's fields
 in its signature, the settings in the dataclasses below. From these declarations come the configs
 Hydra stores (so ``averaging.alpha=abc`` fails at composition), the checks ``plan`` runs (so
@@ -39,10 +39,11 @@ from polyexp.core.registry import (
     config_class,
     fields_of,
 )
-from polyexp.core.window import WINDOWS, check_window
+from polyexp.core.schedules import SCHEDULES, batches_per_epoch, factors
+from polyexp.core.window import WINDOWS, StepWindow, check_window
 
 # One config group per registry; the group's name is the registry's.
-GROUPS: tuple[Registry, ...] = (DATASETS, MODELS, OPTIMIZERS, WINDOWS, WEIGHTINGS)
+GROUPS: tuple[Registry, ...] = (DATASETS, MODELS, OPTIMIZERS, SCHEDULES, WINDOWS, WEIGHTINGS)
 
 Nothing = Affects.NOTHING
 
@@ -110,12 +111,18 @@ class Plan:
     model: BoundPlugin
     optimizer: BoundPlugin
     weighting: BoundPlugin
-    window: list[int]  # the members' epochs, member 1 (the latest) first
+    window: list[int] | StepWindow  # the members' epochs (or steps), member 1 (the latest) first
     plugins: dict[str, BoundPlugin]  # by group
 
     def load_data(self) -> Dataset:
-        """The data plugin's dataset, checked: every split non-empty, every class in training."""
-        return check_dataset(self.data(), self.data.label)
+        """The data plugin's dataset, checked: every split non-empty, every class in training; and what
+        depends on its size: the schedule's rates (never negative) and a window by steps (it fits)."""
+        data = check_dataset(self.data(), self.data.label)
+        per_epoch = batches_per_epoch(len(data.x_train), self.settings.batch_size)
+        factors(self.plugins["schedule"], self.settings.epochs, per_epoch)
+        if isinstance(self.window, StepWindow):
+            self.window.members(self.settings.epochs * per_epoch)
+        return data
 
 
 def plan(cfg: DictConfig | dict[str, Any]) -> Plan:
@@ -129,7 +136,9 @@ def plan(cfg: DictConfig | dict[str, Any]) -> Plan:
     if settings.swa_start is not None and settings.swa_start > settings.epochs:
         raise ConfigError.field("swa_start", settings.swa_start, f"it must be <= epochs ({settings.epochs})")
     plugins = {registry.group: registry.bind(config[registry.group]) for registry in GROUPS}
-    window = check_window(plugins["window"](settings.epochs), settings.epochs, plugins["window"].label)
+    window = plugins["window"](settings.epochs)
+    if not isinstance(window, StepWindow):
+        window = check_window(window, settings.epochs, plugins["window"].label)
     return Plan(
         config=config,
         settings=settings,

@@ -50,11 +50,14 @@ def data_figure(data: Dataset, title: str) -> Figure:
 
 
 def learning_curves_figure(
-    history: Mapping[str, np.ndarray], curve_epochs: Sequence[int], window: Sequence[int]
+    history: Mapping[str, np.ndarray], curve_epochs: Sequence[int], window: Sequence[int],
+    rates: np.ndarray | None = None, steps: Sequence[int] | None = None,
 ) -> Figure:
-    """Accuracy and loss on every split per scored epoch, the window shaded; then a close-up of the window."""
-    figure = _figure((14, 4), left=0.05, right=0.98, wspace=0.3, top=0.86)
-    axes = figure.subplots(1, 3)
+    """Accuracy and loss on every split per scored epoch, the window shaded; a close-up of the window;
+    then the learning rate of every optimizer step (``rates``), with the members marked at their
+    ``steps`` (for a window by steps) or epochs."""
+    figure = _figure((18, 4), left=0.04, right=0.98, wspace=0.3, top=0.86)
+    axes = figure.subplots(1, 4)
     epochs = np.asarray(curve_epochs)
     for ax, metric in zip(axes[:2], ("acc", "loss"), strict=True):
         for split, color in (("train", "C0"), ("val", "C2"), ("test", "C1")):
@@ -72,11 +75,30 @@ def learning_curves_figure(
     close_up.axvspan(min(window) - 0.5, max(window) + 0.5, color="grey", alpha=0.2)
     close_up.set(xlabel="epoch", ylabel="test accuracy", title="the end of training")
     close_up.legend(fontsize="small")
+    _rate_panel(axes[3], rates, epochs[-1], window, steps)
     seeds = history["train_acc"].shape[0]
     every = "" if len(epochs) == epochs[-1] else f", scored at {len(epochs)} epochs"
     figure.suptitle("Learning curves" + (f": mean of {seeds} seeds, 95% interval shaded" if seeds > 1 else "")
                     + every)
     return figure
+
+
+def _rate_panel(
+    ax: Axes, rates: np.ndarray | None, epochs: int, window: Sequence[int], steps: Sequence[int] | None
+) -> None:
+    """The learning rate against the epoch (each step at its fraction of an epoch), members as ticks."""
+    if rates is None:
+        ax.set_axis_off()
+        ax.set_title("learning rate: not a fixed number (the optimizer schedules it)", fontsize="small")
+        return
+    per_epoch = len(rates) // epochs
+    ax.plot(np.arange(1, len(rates) + 1) / per_epoch, rates, color="C4", linewidth=0.8)
+    members = np.asarray(window) * per_epoch if steps is None else np.asarray(steps)  # their steps
+    where = "at epoch ends" if steps is None else f"steps {min(steps)}-{max(steps)}"
+    ax.plot(members / per_epoch, rates[members - 1], "|", color="black", markersize=12,
+            label=f"kept checkpoints ({where})")
+    ax.set(xlabel="epoch", ylabel="learning rate", title="the rate of every optimizer step", ylim=(0, None))
+    ax.legend(fontsize="small")
 
 
 def accuracy_figure(
