@@ -18,7 +18,9 @@ def test_defaults_are_the_seed_tutorial():
         "random_state": 2, "n_train": 100, "n_val": 1000,
     }
     assert cfg["model"] == {"name": "mlp", "hidden": [25], "activation": "relu", "dropout": 0.0, "batchnorm": False}
-    assert cfg["optimizer"] == {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": False}
+    assert cfg["optimizer"] == {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": False,
+                                "weight_decay": 0.0}
+    assert cfg["schedule"] == {"name": "constant"}
     assert cfg["window"] == {"name": "last", "size": 10, "stride": 1}
     assert cfg["averaging"] == {"name": "equal"}
     assert (cfg["epochs"], cfg["batch_size"], cfg["seed"], cfg["seeds"]) == (500, 32, 0, 1)

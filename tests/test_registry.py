@@ -14,6 +14,7 @@ from polyexp.core.errors import ConfigError, PluginError
 from polyexp.core.models import MODELS
 from polyexp.core.optimizers import OPTIMIZERS
 from polyexp.core.registry import Ge, Gt, Lt, Registry
+from polyexp.core.schedules import SCHEDULES
 from polyexp.core.window import WINDOWS
 
 
@@ -85,16 +86,17 @@ def test_bind_names_the_field_and_what_is_allowed(config, message):
 def test_unknown_name_lists_the_available_ones():
     with pytest.raises(ConfigError) as error:
         OPTIMIZERS["nope"]
-    assert str(error.value) == "optimizer='nope' is not a registered optimizer plugin; available: adam, sgd"
+    assert str(error.value) == "optimizer='nope' is not a registered optimizer plugin; available: adam, adamw, sgd"
 
 
 def test_builtin_groups_and_options():
     assert {"blobs", "moons", "circles", "digits", "wine", "iris", "breast_cancer"} <= set(DATASETS.names())
     assert MODELS.names() == ["cnn", "mlp"]
-    assert OPTIMIZERS.names() == ["adam", "sgd"]
+    assert OPTIMIZERS.names() == ["adam", "adamw", "sgd"]
     assert {"equal", "exp", "linear", "greedy_soup"} <= set(WEIGHTINGS.names())
     assert all(WEIGHTINGS[name].source == "built in" for name in ("equal", "exp", "linear", "greedy_soup"))
-    assert WINDOWS.names() == ["last", "strided"]
+    assert WINDOWS.names() == ["last", "steps", "strided"]
+    assert SCHEDULES.names() == ["constant", "cosine", "cyclic", "step", "swa"]
 
 
 def test_a_plugin_that_raises_becomes_a_plugin_error():
