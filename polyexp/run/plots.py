@@ -53,10 +53,10 @@ def learning_curves_figure(
     history: Mapping[str, np.ndarray], curve_epochs: Sequence[int], window: Sequence[int],
     rates: np.ndarray | None = None, steps: Sequence[int] | None = None,
 ) -> Figure:
-    """Accuracy and loss on every split per scored epoch, the window shaded; a close-up of the window;
-    then the learning rate of every optimizer step (``rates``), with the members marked at their
-    ``steps`` (for a window by steps) or epochs."""
-    figure = _figure((18, 4), left=0.04, right=0.98, wspace=0.3, top=0.86)
+    """Accuracy and loss on every split per scored epoch, the window shaded; a close-up of the window
+    with the rate of every optimizer step (``rates``) and the members marked at their ``steps`` (for a
+    window by steps) or epoch ends; then the learning rate over all training."""
+    figure = _figure((19, 4), left=0.04, right=0.98, wspace=0.45, top=0.86)
     axes = figure.subplots(1, 4)
     epochs = np.asarray(curve_epochs)
     for ax, metric in zip(axes[:2], ("acc", "loss"), strict=True):
@@ -75,7 +75,7 @@ def learning_curves_figure(
     close_up.axvspan(min(window) - 0.5, max(window) + 0.5, color="grey", alpha=0.2)
     close_up.set(xlabel="epoch", ylabel="test accuracy", title="the end of training")
     close_up.legend(fontsize="small")
-    _rate_panel(axes[3], rates, epochs[-1], window, steps)
+    _rate_panels(axes[3], close_up, rates, epochs[-1], window, steps, epochs[shown][0] - 1)
     seeds = history["train_acc"].shape[0]
     every = "" if len(epochs) == epochs[-1] else f", scored at {len(epochs)} epochs"
     figure.suptitle("Learning curves" + (f": mean of {seeds} seeds, 95% interval shaded" if seeds > 1 else "")
@@ -83,22 +83,35 @@ def learning_curves_figure(
     return figure
 
 
-def _rate_panel(
-    ax: Axes, rates: np.ndarray | None, epochs: int, window: Sequence[int], steps: Sequence[int] | None
+def _rate_panels(
+    whole: Axes, close_up: Axes, rates: np.ndarray | None, epochs: int, window: Sequence[int],
+    steps: Sequence[int] | None, shown_after: float,
 ) -> None:
-    """The learning rate against the epoch (each step at its fraction of an epoch), members as ticks."""
+    """The learning rate: over all training, each epoch's range and mean (``whole``); over the close-up's
+    epochs, the rate of every step on a second axis, with the members marked at their steps."""
     if rates is None:
-        ax.set_axis_off()
-        ax.set_title("learning rate: not a fixed number (the optimizer schedules it)", fontsize="small")
+        whole.set_axis_off()
+        whole.set_title("learning rate: not a fixed number (the optimizer schedules it)", fontsize="small")
         return
     per_epoch = len(rates) // epochs
-    ax.plot(np.arange(1, len(rates) + 1) / per_epoch, rates, color="C4", linewidth=0.8)
-    members = np.asarray(window) * per_epoch if steps is None else np.asarray(steps)  # their steps
-    where = "at epoch ends" if steps is None else f"steps {min(steps)}-{max(steps)}"
-    ax.plot(members / per_epoch, rates[members - 1], "|", color="black", markersize=12,
-            label=f"kept checkpoints ({where})")
-    ax.set(xlabel="epoch", ylabel="learning rate", title="the rate of every optimizer step", ylim=(0, None))
-    ax.legend(fontsize="small")
+    by_epoch = rates.reshape(epochs, per_epoch)
+    x = np.arange(1, epochs + 1)
+    whole.fill_between(x, by_epoch.min(axis=1), by_epoch.max(axis=1), color="C4", alpha=0.3,
+                       label="range within each epoch")
+    whole.plot(x, by_epoch.mean(axis=1), color="C4", label="mean of each epoch")
+    whole.set(xlabel="epoch", ylabel="learning rate", title="the schedule", ylim=(0, None))
+    whole.legend(fontsize="small")
+
+    at = np.arange(1, len(rates) + 1) / per_epoch  # step s ends at this fraction of the epochs
+    shown = at > shown_after
+    rate_axis = close_up.twinx()
+    rate_axis.plot(at[shown], rates[shown], color="C4", linewidth=0.8, alpha=0.6)
+    members = np.asarray(window) * per_epoch if steps is None else np.asarray(steps)
+    where = "epoch ends" if steps is None else f"steps {min(steps)}-{max(steps)}"
+    rate_axis.plot(members / per_epoch, rates[members - 1], "|", color="black", markersize=10,
+                   label=f"members' rate ({where})")
+    rate_axis.set(ylabel="learning rate", ylim=(0, None))
+    rate_axis.legend(fontsize="small", loc="lower left")
 
 
 def accuracy_figure(
