@@ -178,7 +178,9 @@ def test_schedules_with_adamw_and_a_window_by_steps_from_a_fresh_folder(tmp_path
 def test_a_schedule_below_zero_fails_in_one_line_before_anything_is_logged(tmp_path):
     cli = make_cli(tmp_path)
     path = os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
-    result = cli.run("schedule=below_zero", env={"POLYEXP_PLUGINS": "misbehaving_plugins", "PYTHONPATH": path})
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "schedule=below_zero gives the rate factor -0.001 at step 1001" in result.stderr
-    assert cli.runs() == []
+    env = {"POLYEXP_PLUGINS": "misbehaving_plugins", "PYTHONPATH": path}
+    for args in (["schedule=below_zero"], ["schedule=constant,below_zero", "-m"]):  # the sweep's job 2
+        result = cli.run(*args, env=env)
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert "schedule=below_zero gives the rate factor -0.001 at step 1001" in result.stderr
+        assert cli.runs() == []

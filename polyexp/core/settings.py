@@ -115,14 +115,19 @@ class Plan:
     plugins: dict[str, BoundPlugin]  # by group
 
     def load_data(self) -> Dataset:
-        """The data plugin's dataset, checked: every split non-empty, every class in training; and what
-        depends on its size: the schedule's rates (never negative) and a window by steps (it fits)."""
+        """The data plugin's dataset, checked: every split non-empty, every class in training; then
+        :meth:`check_steps`."""
         data = check_dataset(self.data(), self.data.label)
-        per_epoch = batches_per_epoch(len(data.x_train), self.settings.batch_size)
+        self.check_steps(len(data.x_train))
+        return data
+
+    def check_steps(self, training_rows: int) -> None:
+        """What depends on the number of optimizer steps: the schedule's rates (never negative) and a
+        window by steps (it fits in training)."""
+        per_epoch = batches_per_epoch(training_rows, self.settings.batch_size)
         factors(self.plugins["schedule"], self.settings.epochs, per_epoch)
         if isinstance(self.window, StepWindow):
             self.window.members(self.settings.epochs * per_epoch)
-        return data
 
 
 def plan(cfg: DictConfig | dict[str, Any]) -> Plan:
