@@ -3,7 +3,7 @@
 - ``config.yaml``: the resolved config; ``identity.json``: what decides the numbers (config fields,
   code fingerprints, libraries, platform; see ``polyexp.core.identity``);
 - ``results.csv``: one row per seed and n: the member's epoch (and step, for a window by steps) and every
-  per-n score;
+  per-n score (accuracy, loss and expected calibration error of single, average and ensemble on val and test);
 - ``results_mean.csv``: one row per n: each per-n score's mean over seeds and 95% interval;
 - ``summary.json``: the selection on validation and the headline numbers, with intervals;
 - ``averages.csv``: one row per seed and in-training average (EMA, SWA), when there are any;
@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # not at run time: a sweep's summary writes its figure withou
     from polyexp.core.identity import Identity
     from polyexp.core.settings import Plan
 
+METRICS = ("acc", "loss", "ece")  # every score's metrics: accuracy, cross-entropy, expected calibration error
 
 
 def write_outputs(folder: Path, plan: Plan, data: Dataset, outcome: Outcome, name: str, identity: Identity) -> None:
@@ -69,9 +70,9 @@ def write_outputs(folder: Path, plan: Plan, data: Dataset, outcome: Outcome, nam
     if trajectory.averages:
         names = list(trajectory.averages)
         write_text(folder / "averages.csv", csv_text(
-            ["seed", "average", *(f"{split}_{metric}" for split in ("val", "test") for metric in ("acc", "loss"))],
+            ["seed", "average", *(f"{split}_{metric}" for split in ("val", "test") for metric in METRICS)],
             ([seed, average, *(scores[f"{split}_{average}_{metric}"][s] for split in ("val", "test")
-                               for metric in ("acc", "loss"))]
+                               for metric in METRICS)]
              for s, seed in enumerate(seeds) for average in names),
         ))
     history = trajectory.history
