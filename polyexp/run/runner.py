@@ -61,18 +61,18 @@ def run_job(
         try:
             outcome = run_experiment(experiment, data, _fetch(experiment, trajectory), on_progress=progress)
         except TrainingDiverged as diverged:  # keep the curves up to the divergence
-            tracking.log_tags(client, run_id, {**tags, "diverged_epoch": str(diverged.epoch),
-                                               "diverged_seed": str(diverged.seed)})
-            tracking.log_metrics(client, run_id, per_epoch_rows(diverged.history, diverged.curve_epochs))
+            tracking.log_metrics(client, run_id, per_epoch_rows(diverged.history, diverged.curve_epochs),
+                                 tags={**tags, "diverged_epoch": str(diverged.epoch),
+                                       "diverged_seed": str(diverged.seed)})
             raise
         finally:
             progress.close()
         source = "files" if experiment.checkpoint_files else "reused" if outcome.reused else "trained"
         tags |= {"trajectory": source, "trajectory_key": trajectory.key, "test_rows": str(len(data.x_test))}
         log.info("%s: %s", job.label, _source_text(experiment, outcome, source))
-        write_outputs(job.output_dir, experiment, data, outcome, name, identity)
-        tracking.log_tags(client, run_id, tags)
-        tracking.log_metrics(client, run_id, metric_rows(outcome))
+        write_outputs(job.output_dir, experiment, data, outcome, name, identity,
+                      shared=job.sweep.folder if job.sweep else None)
+        tracking.log_metrics(client, run_id, metric_rows(outcome), tags=tags)
         tracking.guarded(client.log_artifacts, run_id, str(job.output_dir))
     print_table(outcome)
     if job.sweep is None:  # a sweep points at its parent run when it ends
