@@ -99,7 +99,7 @@ def _rate_panels(
     whole.fill_between(x, by_epoch.min(axis=1), by_epoch.max(axis=1), color="C4", alpha=0.3,
                        label="range within each epoch")
     whole.plot(x, by_epoch.mean(axis=1), color="C4", label="mean of each epoch")
-    whole.set(xlabel="epoch", ylabel="learning rate", title="the schedule", ylim=(0, None))
+    whole.set(xlabel="epoch", title="the learning-rate schedule", ylim=(0, None))  # the close-up labels the rate
     whole.legend(fontsize="small")
 
     at = np.arange(1, len(rates) + 1) / per_epoch  # step s ends at this fraction of the epochs
