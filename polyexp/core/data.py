@@ -332,8 +332,8 @@ def table_dataset(
         raise ConfigError.field("data.path", path, "it holds no rows; it needs one row per example")
     names = sorted(set(labels), key=_label_order)
     if len(names) < 2:
-        raise ConfigError.field(*labelled_by, f"the labels hold a single class ({names[0]!r}); classification needs two "
-                                              "or more")
+        raise ConfigError.field(*labelled_by, f"the labels hold a single class ({names[0]!r}); classification "
+                                              "needs two or more")
     ids = {name: i for i, name in enumerate(names)}
     return split_stratified(x, np.array([ids[label] for label in labels]), class_names=tuple(names), **split)
 
