@@ -74,7 +74,7 @@ def _find_experiment(uri: str, name: str) -> str:
     """The id of experiment ``name`` in the store at ``uri``, which this never creates or changes."""
     from mlflow import MlflowClient
 
-    from polyexp.core.errors import TrackingError
+    from polyexp.core.errors import TrackingError, first_line
     from polyexp.run import tracking
 
     where = _show_store(uri)
@@ -91,7 +91,7 @@ def _find_experiment(uri: str, name: str) -> str:
         raise UiError(str(exc)) from None
     except Exception as exc:
         raise UiError(tracking.refusal(uri, exc, name)
-                      or f"cannot read the MLflow store {where}: {tracking.first_line(exc)}") from None
+                      or f"cannot read the MLflow store {where}: {first_line(exc)}") from None
     if found is None:
         raise UiError(missing)
     if found.lifecycle_stage == "deleted":

@@ -29,7 +29,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from polyexp.core.errors import TrackingError
+from polyexp.core.errors import TrackingError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -275,11 +275,6 @@ def _artifact_root(uri: str) -> str | None:
     if uri.startswith("sqlite:///"):
         return str(Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts")
     return None  # a server decides
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:500]
 
 
 def parameters_of(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
