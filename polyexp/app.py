@@ -42,15 +42,17 @@ def main(cfg: DictConfig) -> float | None:
     job = current_job()
     try:
         experiment = plan(cfg)
-        data = experiment.load_data()
+        settings = experiment.settings.tracking
+        may_skip = bool(job.sweep and settings.skip_finished)  # a sweep checked its jobs' data already
+        data = None if may_skip else experiment.load_data()
         from polyexp.core.identity import job_identity
         from polyexp.run import tracking  # loads MLflow: only once the config is checked
 
-        settings = experiment.settings.tracking
         store = tracking.open_store(settings.uri, settings.experiment, job.launch_dir)
         identity = job_identity(experiment)
-        result = finished_run(store, identity, job) if job.sweep and settings.skip_finished else None
+        result = finished_run(store, identity, job) if may_skip else None
         if result is None:
+            data = experiment.load_data() if data is None else data
             from polyexp.run.quiet import import_tensorflow
 
             import_tensorflow(verbose=experiment.settings.verbose)
