@@ -68,6 +68,9 @@ def plugins_listing(cli: Cli, *args: str, env: dict[str, str]) -> subprocess.Com
                                                 "'not_installed_dep', which is not installed: pip install the package"),
     ("raises", "x = 1\nraise RuntimeError('boom')\n", "POLYEXP_PLUGINS names 'raises': module 'raises' failed to "
                                                       "import: RuntimeError: boom ({folder}/raises.py, line 2)"),
+    ("calls", "import json\n\njson.loads('{')\n", "POLYEXP_PLUGINS names 'calls': module 'calls' failed to import: "
+                                                 "JSONDecodeError: Expecting property name enclosed in double quotes: "
+                                                 "line 1 column 2 (char 1) ({folder}/calls.py, line 3)"),
     ("syntax", "def f(:\n", "POLYEXP_PLUGINS names 'syntax': module 'syntax' failed to import: SyntaxError: "),
 ])
 def test_a_plugin_module_that_does_not_import_is_one_line_with_the_fix(tmp_path, module, source, message):

@@ -39,6 +39,7 @@ import difflib
 import enum
 import functools
 import importlib
+import importlib.util
 import inspect
 import logging
 import math
@@ -438,14 +439,20 @@ def module_failure(module: str, exc: BaseException) -> str:
         return (f"module {module!r} imports {exc.name!r}, which is not installed: "
                 f"pip install the package that provides {exc.name.split('.')[0]!r}")
     detail = exc.msg if isinstance(exc, SyntaxError) else first_line(exc)
-    return f"module {module!r} failed to import: {type(exc).__name__}: {detail}{_last_frame(exc)}"
+    return f"module {module!r} failed to import: {type(exc).__name__}: {detail}{_where(module, exc)}"
 
 
-def _last_frame(exc: BaseException) -> str:
+def _where(module: str, exc: BaseException) -> str:
+    """`` (file, line N)``: the module's own line that raised (else the deepest one), for messages."""
     if isinstance(exc, SyntaxError) and exc.filename:
         return f" ({exc.filename}, line {exc.lineno})"
     frames = traceback.extract_tb(exc.__traceback__)
-    return f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    try:
+        origin = getattr(importlib.util.find_spec(module), "origin", None)
+    except Exception:  # a package whose __init__ is what failed
+        origin = None
+    own = [f for f in frames if f.filename == origin] or frames
+    return f" ({own[-1].filename}, line {own[-1].lineno})" if own else ""
 
 
 def _distribution(entry_point: metadata.EntryPoint) -> str:
