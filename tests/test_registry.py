@@ -75,6 +75,8 @@ def test_a_default_without_a_hint_types_the_field():
         ({"widths": []}, "averaging.widths=[] is not allowed: the list must not be empty"),
         ({"mode": "medium"}, "averaging.mode='medium' is not allowed: choose one of fast, slow"),
         ({"speed": 1}, "averaging.speed is not a field of averaging plugin 'tuned'; its fields: scale, widths, mode"),
+        ({"scal": 1}, "averaging.scal is not a field of averaging plugin 'tuned' (did you mean averaging.scale?); "
+                      "its fields: scale, widths, mode"),
     ],
 )
 def test_bind_names_the_field_and_what_is_allowed(config, message):

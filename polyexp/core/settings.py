@@ -37,7 +37,9 @@ from polyexp.core.registry import (
     Param,
     Registry,
     build,
+    check_known,
     config_class,
+    did_you_mean,
     fields_of,
 )
 from polyexp.core.schedules import SCHEDULES, batches_per_epoch, factors
@@ -97,6 +99,40 @@ class Settings:
 SETTINGS: tuple[Param, ...] = fields_of(Settings)
 
 
+def check_key(key: str, *, group_fields: bool = True) -> None:
+    """Raise ConfigError, naming the close match, when ``key`` names nothing polyexp has.
+
+    ``key`` is a config key as an override writes it: a setting (``epochs``), a nested one
+    (``tracking.uri``), a group (``averaging``) or, with ``group_fields``, a field that one of the
+    group's options has (``averaging.alpha``; whether the chosen option has it is the plugin's check).
+    Hydra's own keys (``hydra.*``) are Hydra's::
+
+        check_key("epoch")  # ConfigError: epoch is not a polyexp setting (did you mean epochs?); ...
+    """
+    top, _, rest = key.partition(".")
+    if top == "hydra":
+        return
+    settings = {p.name: p for p in SETTINGS}
+    groups = {registry.group: registry for registry in GROUPS}
+    if top not in settings and top not in groups:
+        raise ConfigError(f"{top} is not a polyexp setting{did_you_mean(top, [*settings, *groups])}; settings: "
+                          f"{', '.join(settings)}; groups: {', '.join(groups)}")
+    field = rest.partition(".")[0]
+    if not field:
+        return
+    if top in settings:
+        setting = settings[top]
+        if not setting.nested:
+            raise ConfigError(f"{key} is not a setting: {top} has no fields")
+        check_known(fields_of(setting.type), [field], f"{top}.")
+    elif group_fields:
+        fields = {p.name for plugin in groups[top] for p in plugin.params} | {"name"}
+        if field not in fields:
+            raise ConfigError(f"{top}.{field} is not a field of any {top} option"
+                              f"{did_you_mean(field, fields - {'name'}, top + '.')}; "
+                              f"`python -m polyexp.plugins {top}` lists each option's fields")
+
+
 def experiment_config_class() -> type:
     """The schema Hydra composes: a field per plugin group, then the settings."""
     groups = [Param(registry.group, Any, "???") for registry in GROUPS]
@@ -137,6 +173,8 @@ def plan(cfg: DictConfig | dict[str, Any]) -> Plan:
     """Check every value of a composed config; raise ConfigError naming the first bad field."""
     config = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     assert isinstance(config, dict)
+    for key in config:  # a key Hydra added (+epoch=10) that nothing reads
+        check_key(key, group_fields=False)
     settings = build(Settings, {p.name: config[p.name] for p in SETTINGS if p.name in config})
     last_seed = settings.seed + settings.seeds - 1
     if last_seed > 2**32 - 1:
