@@ -148,7 +148,7 @@ def test_a_key_added_with_plus_that_nothing_reads_is_refused_naming_the_close_ma
     with pytest.raises(ConfigError) as error:
         plan(compose(["+epoch=10"]))  # Hydra adds it; without this check the job trains for epochs=500
     assert str(error.value).startswith("epoch is not a polyexp setting (did you mean epochs?); settings: seed, ")
-    assert "groups: data, model, optimizer, window, averaging" in str(error.value)
+    assert "groups: data, model, optimizer, schedule, window, averaging" in str(error.value)
     with pytest.raises(ConfigError, match=r"^lr is not a polyexp setting; settings: "):
         plan(compose(["+lr=0.1"]))  # nothing close: no suggestion
     with pytest.raises(ConfigError, match=r"^tracking\.experimnt is not a setting \(did you mean tracking\.experiment"):
