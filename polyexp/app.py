@@ -20,9 +20,9 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from polyexp.core.errors import PolyexpError
+from polyexp.core.errors import ConfigError, PolyexpError
 from polyexp.core.settings import plan
-from polyexp.hydra_setup import config_path, register_configs
+from polyexp.hydra_setup import check_override_keys, config_path, register_configs
 from polyexp.run import stop
 from polyexp.run.job import Job, JobResult, run_name, write_job_report
 from polyexp.sweep.parent import close_sweeps, failed_sweeps, finished_run, read_sweep
@@ -30,7 +30,10 @@ from polyexp.sweep.sweeper import sweep_fields_of_swept_groups
 
 log = logging.getLogger(__name__)
 
-register_configs()
+try:
+    register_configs()
+except PolyexpError as exc:  # a POLYEXP_PLUGINS module that does not import: one line, as Hydra shows errors
+    raise SystemExit(str(exc)) from None
 
 
 @hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
@@ -110,6 +113,10 @@ def cli() -> None:
     Exits 130 on Ctrl-C, 143 on SIGTERM, and 1 when a sweep ends FAILED (a job failed or left no report).
     """
     stop.on_signals({signal.SIGINT: stop.interrupted, signal.SIGTERM: lambda: Terminated(128 + signal.SIGTERM)})
+    try:
+        check_override_keys(sys.argv[1:])
+    except ConfigError as exc:
+        sys.exit(str(exc))  # one line, exit status 1, as Hydra shows a bad override
     sys.argv[1:] = sweep_fields_of_swept_groups(sys.argv[1:])
     try:
         main()

@@ -80,7 +80,7 @@ class PluginAwareSweeper(Sweeper):
         """Compose and check every job, and load each distinct data config; one line on the first problem."""
         from polyexp.core.settings import plan
 
-        loaded: set[str] = set()
+        training_rows: dict[str, int] = {}  # by data config
         for number, job in enumerate(jobs, start=1):
             where = f"job {number} ({' '.join(job) or 'defaults'})"
             try:
@@ -89,9 +89,10 @@ class PluginAwareSweeper(Sweeper):
                     del cfg["hydra"]
                 experiment = plan(cfg)
                 data_key = json.dumps(experiment.config["data"], sort_keys=True)
-                if data_key not in loaded:
-                    experiment.load_data()
-                    loaded.add(data_key)
+                if data_key in training_rows:
+                    experiment.check_steps(training_rows[data_key])
+                else:
+                    training_rows[data_key] = len(experiment.load_data().x_train)
             except PolyexpError as exc:
                 raise type(exc)(f"{where}: {exc}") from exc
             except HydraException as exc:
