@@ -27,7 +27,7 @@ from polyexp.core.identity import Identity, digest, job_identity, trajectory_ide
 from polyexp.core.settings import Plan
 from polyexp.core.training import configure_threads
 from polyexp.run import links, tracking
-from polyexp.run.job import Job, JobResult, run_name
+from polyexp.run.job import Job, JobResult, run_name, write_job_report
 from polyexp.run.outputs import print_table, write_outputs
 from polyexp.run.progress import EpochProgress
 from polyexp.run.trajectory_cache import TrajectoryCache, default_cache_dir
@@ -73,6 +73,12 @@ def run_job(
                  f"trained {len(outcome.seeds)} seed(s) x {experiment.settings.epochs} epochs "
                  f"in {outcome.train_seconds:.2f} s")
         write_outputs(job.output_dir, experiment, data, outcome, name, identity)
+        result = JobResult(
+            "finished", name, list(job.overrides), run_id=run_id, trajectory=tags["trajectory"],
+            summary=outcome.summary, test_average_acc=outcome.per_n["test_average_acc"].mean.tolist(),
+            test_rows=len(data.x_test), number=job.position,
+        )
+        write_job_report(job.output_dir, result)  # logged with the run: what a later, skipped job reuses
         tracking.log_tags(client, run_id, tags)
         tracking.log_metrics(client, run_id, metric_rows(outcome))
         tracking.guarded(client.log_artifacts, run_id, str(job.output_dir))
@@ -80,11 +86,7 @@ def run_job(
     if job.sweep is None:  # a sweep points at its parent run when it ends
         log.info("%s", links.view_hint(store.uri, store.experiment_id, run_id,
                                     experiment=experiment.settings.tracking.experiment, launch_dir=job.launch_dir))
-    return JobResult(
-        "finished", name, list(job.overrides), run_id=run_id, trajectory=tags["trajectory"],
-        summary=outcome.summary, test_average_acc=outcome.per_n["test_average_acc"].mean.tolist(),
-        test_rows=len(data.x_test),
-    )
+    return result
 
 
 def identity_tags(identity: Identity) -> dict[str, str]:
