@@ -106,12 +106,25 @@ class Plan:
 
     config: dict[str, Any]  # the resolved config, plain Python (logged as params, written as config.yaml)
     settings: Settings
-    data: BoundPlugin
-    model: BoundPlugin
-    optimizer: BoundPlugin
-    weighting: BoundPlugin
+    plugins: dict[str, BoundPlugin]  # each group's chosen option, with its config applied
     window: list[int]  # the members' epochs, member 1 (the latest) first
-    plugins: dict[str, BoundPlugin]  # by group
+
+    @property
+    def data(self) -> BoundPlugin:
+        return self.plugins[DATASETS.group]
+
+    @property
+    def model(self) -> BoundPlugin:
+        return self.plugins[MODELS.group]
+
+    @property
+    def optimizer(self) -> BoundPlugin:
+        return self.plugins[OPTIMIZERS.group]
+
+    @property
+    def weighting(self) -> BoundPlugin:
+        """The ``averaging`` group's option: the weights of the average of the n latest checkpoints."""
+        return self.plugins[WEIGHTINGS.group]
 
     def load_data(self) -> Dataset:
         """The data plugin's dataset, checked: every split non-empty, every class in training."""
@@ -130,13 +143,4 @@ def plan(cfg: DictConfig | dict[str, Any]) -> Plan:
         raise ConfigError.field("swa_start", settings.swa_start, f"it must be <= epochs ({settings.epochs})")
     plugins = {registry.group: registry.bind(config[registry.group]) for registry in GROUPS}
     window = check_window(plugins["window"](settings.epochs), settings.epochs, plugins["window"].label)
-    return Plan(
-        config=config,
-        settings=settings,
-        data=plugins["data"],
-        model=plugins["model"],
-        optimizer=plugins["optimizer"],
-        weighting=plugins["averaging"],
-        window=window,
-        plugins=plugins,
-    )
+    return Plan(config=config, settings=settings, plugins=plugins, window=window)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -30,7 +29,7 @@ from polyexp.run import links, tracking
 from polyexp.run.job import Job, JobResult, run_name, write_job_report
 from polyexp.run.outputs import print_table, write_outputs
 from polyexp.run.progress import EpochProgress
-from polyexp.run.trajectory_cache import TrajectoryCache, default_cache_dir
+from polyexp.run.trajectory_cache import TrajectoryCache, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +123,7 @@ def _fetch(experiment: Plan, identity: Identity) -> Fetch | None:
     cache = experiment.settings.cache
     if not cache.enabled:
         return None
-    root = Path(cache.dir).expanduser() if cache.dir else default_cache_dir()
-    return lambda train: TrajectoryCache(root).fetch(identity, train)
+    return lambda train: TrajectoryCache(cache_dir(cache.dir)).fetch(identity, train)
 
 
 def _threads(experiment: Plan, job: Job) -> dict[str, str]:
