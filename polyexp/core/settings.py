@@ -100,6 +100,11 @@ def experiment_config_class() -> type:
     return config_class("ExperimentConfig", (*groups, *SETTINGS))
 
 
+def _chosen(registry: Registry) -> property:
+    """A Plan's view of one group's chosen option (kept once, in ``Plan.plugins``)."""
+    return property(lambda plan: plan.plugins[registry.group], doc=f"the chosen {registry.group} option")
+
+
 @dataclass(frozen=True)
 class Plan:
     """A checked experiment: the settings, each plugin with its config applied, the window's epochs."""
@@ -109,22 +114,10 @@ class Plan:
     plugins: dict[str, BoundPlugin]  # each group's chosen option, with its config applied
     window: list[int]  # the members' epochs, member 1 (the latest) first
 
-    @property
-    def data(self) -> BoundPlugin:
-        return self.plugins[DATASETS.group]
-
-    @property
-    def model(self) -> BoundPlugin:
-        return self.plugins[MODELS.group]
-
-    @property
-    def optimizer(self) -> BoundPlugin:
-        return self.plugins[OPTIMIZERS.group]
-
-    @property
-    def weighting(self) -> BoundPlugin:
-        """The ``averaging`` group's option: the weights of the average of the n latest checkpoints."""
-        return self.plugins[WEIGHTINGS.group]
+    data = _chosen(DATASETS)
+    model = _chosen(MODELS)
+    optimizer = _chosen(OPTIMIZERS)
+    weighting = _chosen(WEIGHTINGS)  # the ``averaging`` group: the weights of the average of the n latest
 
     def load_data(self) -> Dataset:
         """The data plugin's dataset, checked: every split non-empty, every class in training."""
