@@ -167,7 +167,8 @@ def test_failing_jobs_are_logged_and_the_rest_of_the_sweep_goes_on(cli):
     assert parent.info.status == "FAILED"
     assert parent.data.metrics["jobs_failed"] == 6 and parent.data.metrics["jobs_finished"] == 1
     failed = parent.data.tags["polyexp.failed_jobs"].splitlines()
-    assert len(failed) == 6 and failed[0].startswith("job 1 (too_many): averaging plugin 'too_many' returned")
+    # numbered from 1, as in the lines "job 2/7 failed" above
+    assert len(failed) == 6 and failed[0].startswith("job 2 (too_many): averaging plugin 'too_many' returned")
 
 
 def test_equal_linear_and_exp_at_three_alphas_in_one_command(cli: Cli):
