@@ -113,3 +113,19 @@ def test_a_job_and_its_sweep_are_named_by_one_function():
     assert run_name("exp", overrides, ["averaging.alpha"]) == "exp alpha=2"
     assert run_name("exp", ["+averaging.alpha=7.180374727086953"], None) == "exp alpha=7.18037"
     assert sweep_name(overrides) == "sweep seeds=3 exp alpha=2"
+
+
+def test_another_apps_config_gets_hydras_basic_sweep_with_its_own_fields():
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.polyexp_sweeper import PolyexpSweeper
+
+    overrides = OverridesParser.create().parse_overrides(["model=mlp", "model.foo=1,2", "x=1,1"])
+    with pytest.raises(ConfigError, match=r"model\.foo is not a field of the chosen model"):
+        jobs("model=mlp", "model.foo=1,2")  # on polyexp's config, mlp has no field foo
+    sweeper = PolyexpSweeper(max_batch_size=2)
+    sweeper.config = OmegaConf.create({"model": {"foo": 0}, "x": 0})
+    assert sweeper.split_arguments(overrides, sweeper.max_batch_size) == [
+        [["model=mlp", "model.foo=1", "x=1"], ["model=mlp", "model.foo=1", "x=1"]],
+        [["model=mlp", "model.foo=2", "x=1"], ["model=mlp", "model.foo=2", "x=1"]],
+    ]
