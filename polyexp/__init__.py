@@ -1,6 +1,6 @@
 """polyexp: does averaging a network's late checkpoints give a better, steadier model?
 
-Run ``python -m polyexp``; see README.md. The floors, each importing only from those below it:
+Run ``python -m polyexp``; see README.md and docs/. The floors, each importing only from those below it:
 
 - ``polyexp.core``: the registry, the settings and plugin groups (``data``, ``models``, ``optimizers``,
   ``window``, ``averaging``), training, scoring, statistics, the experiment and its identity; no MLflow.
@@ -13,7 +13,7 @@ import os
 
 # TensorFlow's C++ start-up chatter (CUDA probing on CPU-only machines) says nothing actionable.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# oneDNN's kernels cost more to launch than the small models polyexp trains take to compute (README,
+# oneDNN's kernels cost more to launch than the small models polyexp trains take to compute (docs/identity.md,
 # "Identity"): off unless set. TF_ENABLE_ONEDNN_OPTS=1 for large models; it is part of every identity.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 # Ray's launcher forwards the jobs' output, and by default folds lines that differ only in their numbers

@@ -42,16 +42,18 @@ def main(cfg: DictConfig) -> float | None:
     name = run_name(weighting, job.overrides, job.sweep.swept_keys if job.sweep else None)
     try:
         experiment = plan(cfg)
-        data = experiment.load_data()
+        settings = experiment.settings.tracking
+        may_skip = bool(job.sweep and settings.skip_finished)  # a sweep checked its jobs' data already
+        data = None if may_skip else experiment.load_data()
         from polyexp.core.identity import job_identity
         from polyexp.run import tracking  # loads MLflow: only once the config is checked
         from polyexp.run.resume import finished_run
 
-        settings = experiment.settings.tracking
         store = tracking.open_store(settings.uri, settings.experiment, job.launch_dir)
         identity = job_identity(experiment)
-        result = finished_run(store, identity, job, name) if job.sweep and settings.skip_finished else None
+        result = finished_run(store, identity, job, name) if may_skip else None
         if result is None:
+            data = experiment.load_data() if data is None else data
             from polyexp.run.quiet import import_tensorflow
 
             import_tensorflow(verbose=experiment.settings.verbose)

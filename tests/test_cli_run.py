@@ -114,8 +114,8 @@ def test_artifacts_hold_the_results_checkpoints_weights_model_and_plots(default_
     assert accuracy == metric_steps(client, run.info.run_id, "test_average_acc")[10]
 
     results = (tmp_path / "results.csv").read_text().splitlines()
-    assert results[0].startswith("seed,n,epoch,val_single_acc,val_single_loss,test_single_acc,")
-    assert "test_average_acc" in results[0] and "test_ensemble_acc" in results[0]
+    assert results[0].startswith("seed,n,epoch,val_single_acc,val_single_loss,val_single_ece,test_single_acc,")
+    assert "test_average_acc" in results[0] and "test_ensemble_ece" in results[0]
     assert results[1].startswith("0,1,500,") and len(results) == 11
 
 

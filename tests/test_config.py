@@ -6,6 +6,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from polyexp.core.errors import ConfigError, PluginError
+from polyexp.core.models import build_model
 from polyexp.core.registry import build
 from polyexp.core.settings import CacheSettings, Settings, TrackingSettings, plan
 from polyexp.core.window import check_window, spaced
@@ -102,14 +103,14 @@ def test_values_out_of_range_name_the_field(overrides, message):
         (["data.n_train=2"], "data.n_train=2 is not allowed: the training rows then lack class 1"),
         (["data=wine", "data.train_fraction=0.01"], "data.train_fraction=0.01 is not allowed"),
         (["data=iris", "data.val_fraction=0.01"], "data.val_fraction=0.01 is not allowed"),
-        (["data=wine", "model=cnn"], "model=cnn needs square images, one pixel per feature; the data has 13"),
+        (["data=wine", "model=cnn"], "model=cnn needs images: (rows, height, width, channels) arrays"),
     ],
 )
 def test_unusable_splits_name_the_field(overrides, message):
     with pytest.raises(ConfigError) as error:
         experiment = plan(compose(overrides))
         data = experiment.load_data()
-        experiment.model(data.num_features, data.num_classes)
+        build_model(experiment.model, data)
     assert message in str(error.value)
 
 

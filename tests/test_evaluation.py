@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from polyexp.core.data import DATASETS
-from polyexp.core.evaluation import Scorer, batchnorm_layers, ensemble_scores
+from polyexp.core.evaluation import Scorer, accuracy_and_loss, batchnorm_layers, ensemble_probabilities
 from polyexp.core.models import MODELS
 
 DATA = DATASETS["blobs"].bind({"n_val": 100})()
@@ -49,7 +49,7 @@ def test_output_ensembles_average_the_members_probabilities_with_the_weights():
     probabilities = rng.dirichlet(np.ones(3), size=(2, 4, len(DATA.y_test))).astype(np.float32)  # (S, K, rows, C)
     matrix = np.stack([np.tril(rng.random((4, 4))) for _ in range(2)])
     matrix /= matrix.sum(axis=2, keepdims=True)
-    accuracy, loss = ensemble_scores(DATA.y_test, probabilities, matrix)
+    accuracy, loss = accuracy_and_loss(DATA.y_test, ensemble_probabilities(probabilities, matrix))
     for s in range(2):
         for n in range(4):
             mixed = np.tensordot(matrix[s, n], probabilities[s].astype(np.float64), axes=1)

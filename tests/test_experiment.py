@@ -5,9 +5,12 @@ import dataclasses
 import numpy as np
 import pytest
 from conftest import compose
+from test_calibration import ece_by_loop
+from test_data import colour_images
 
 from polyexp.core.errors import PluginError
 from polyexp.core.experiment import run_experiment, summarise
+from polyexp.core.models import build_model
 from polyexp.core.settings import plan
 from polyexp.core.statistics import mean_ci
 
@@ -44,18 +47,21 @@ def test_every_score_is_a_numpy_forward_pass_of_the_checkpoints(three_seeds):
         for split in ("val", "test"):
             x, y = data.split(split)
             singles = [forward(w, x) for w in members]
+
+            def check(key: str, probabilities: np.ndarray, index: tuple, y: np.ndarray = y) -> None:
+                assert scores[f"{key}_acc"][index] == accuracy(probabilities, y)
+                assert abs(scores[f"{key}_ece"][index] - ece_by_loop(y, probabilities)) < 1e-5
+
             for n in range(1, 5):
-                assert scores[f"{split}_single_acc"][s, n - 1] == accuracy(singles[n - 1], y)
+                check(f"{split}_single", singles[n - 1], (s, n - 1))
                 weights = linear[4 - n:] / linear[4 - n:].sum()
                 np.testing.assert_allclose(outcome.weights[s, n - 1, :n], weights)
                 averaged = [np.tensordot(weights, np.stack([m[i] for m in members[:n]]), axes=1)
                             for i in range(len(members[0]))]
-                assert scores[f"{split}_average_acc"][s, n - 1] == accuracy(forward(averaged, x), y)
-                mixed = np.tensordot(weights, np.stack(singles[:n]), axes=1)
-                assert scores[f"{split}_ensemble_acc"][s, n - 1] == accuracy(mixed, y)
+                check(f"{split}_average", forward(averaged, x), (s, n - 1))
+                check(f"{split}_ensemble", np.tensordot(weights, np.stack(singles[:n]), axes=1), (s, n - 1))
             for name in ("ema_0.9", "swa"):
-                assert scores[f"{split}_{name}_acc"][s] == accuracy(forward(
-                    [w[s] for w in trajectory.averages[name]], x), y)
+                check(f"{split}_{name}", forward([w[s] for w in trajectory.averages[name]], x), (s,))
     assert np.array_equal(scores["test_single_acc"][:, 0], scores["test_average_acc"][:, 0])  # n = 1: the same
 
 
@@ -131,6 +137,42 @@ def test_the_greedy_soup_selects_on_validation_only():
         np.testing.assert_array_equal(again.weights, outcome.weights)
 
 
+def batchnorm_forward(weights: list[np.ndarray], x: np.ndarray, x_train: np.ndarray) -> np.ndarray:
+    """``mlp batchnorm=true``'s probabilities in numpy, its BatchNorm statistics recomputed on ``x_train``."""
+    kernel, gamma, beta, _, _, w2, b2 = (w.astype(np.float64) for w in weights)
+    mean, variance = (x_train @ kernel).mean(axis=0), (x_train @ kernel).var(axis=0)
+    hidden = np.maximum((x @ kernel - mean) / np.sqrt(variance + 1e-3) * gamma + beta, 0)
+    logits = hidden @ w2 + b2
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_the_greedy_soup_with_batchnorm_ranks_members_as_it_scores_soups():
+    """Each member ranks by its accuracy with statistics recomputed, the way every soup is scored."""
+    experiment = plan(compose(["averaging=greedy_soup", "model.batchnorm=true", "epochs=20", "window.size=6",
+                               "optimizer.learning_rate=0.1", "data.n_val=300"]))
+    data = experiment.load_data()
+    outcome = run_experiment(experiment, data)
+    members = [outcome.trajectory.seed_weights(0, m) for m in range(6)]
+
+    def val_accuracy(chosen):  # the equal average of the chosen members, statistics recomputed
+        averaged = [np.mean([members[i][w] for i in chosen], axis=0) for w in range(len(members[0]))]
+        return accuracy(batchnorm_forward(averaged, data.x_val, data.x_train), data.y_val)
+
+    alone = [val_accuracy([i]) for i in range(6)]
+    stored = outcome.scores["val_single_acc"][0]
+    assert any(np.argmax(stored[:n]) != np.argmax(alone[:n]) for n in range(1, 7))  # stored statistics rank otherwise
+    for n in range(1, 7):
+        ranked = sorted(range(n), key=lambda i: -alone[i])
+        soup, best = [ranked[0]], alone[ranked[0]]
+        for candidate in ranked[1:]:
+            if (score := val_accuracy([*soup, candidate])) >= best:
+                soup, best = [*soup, candidate], score
+        expected = np.zeros(n)
+        expected[soup] = 1 / len(soup)
+        np.testing.assert_allclose(outcome.weights[0, n - 1, :n], expected)
+
+
 def test_a_weighting_that_misbehaves_fails_before_training(monkeypatch):
     monkeypatch.setenv("POLYEXP_PLUGINS", "misbehaving_plugins")
     experiment = plan(compose(["averaging=negative", "epochs=5", "window.size=2"]))
@@ -155,3 +197,19 @@ def test_mean_ci_is_students_t_interval():
     np.testing.assert_allclose(estimate.mean, values.mean(axis=0))
     np.testing.assert_allclose(estimate.high - estimate.mean, half, rtol=1e-6)
     np.testing.assert_allclose(estimate.mean - estimate.low, half, rtol=1e-6)
+
+
+def test_a_cnn_takes_colour_images_and_scores_them_as_keras_predicts(tmp_path):
+    x, y = colour_images()
+    np.savez(tmp_path / "images.npz", x=x, y=y)
+    experiment = plan(compose(["data=npz", f"data.path={tmp_path / 'images.npz'}", "model=cnn", "model.filters=[4]",
+                               "epochs=4", "window.size=2", "seeds=2"]))
+    data = experiment.load_data()
+    outcome = run_experiment(experiment, data)
+    model = build_model(experiment.model, data)
+    assert model.input_shape == (None, 8, 6, 3)
+    for s in range(2):
+        for member in range(2):
+            model.set_weights(outcome.trajectory.seed_weights(s, member))
+            predicted = model.predict(data.x_test, verbose=0)
+            assert outcome.scores["test_single_acc"][s, member] == accuracy(predicted, data.y_test)

@@ -1,4 +1,4 @@
-"""The README's team server, real: PostgreSQL, ``mlflow server --app-name basic-auth`` on loopback, a
+"""docs/sweeps.md's team server, real: PostgreSQL, ``mlflow server --app-name basic-auth`` on loopback, a
 user created through the auth REST API, and a parallel sweep logged to it with that user's password.
 
 PostgreSQL runs from ``initdb`` in a temporary folder, on a unix socket only, as the ``postgres`` user
@@ -123,7 +123,7 @@ def postgres() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def team_server(postgres: str, tmp_path_factory) -> Iterator[str]:
-    """The README's recipe on loopback: its URI, with the user ``USER`` created by the admin."""
+    """docs/sweeps.md's recipe on loopback: its URI, with the user ``USER`` created by the admin."""
     folder = tmp_path_factory.mktemp("team-server")
     config = folder / "basic_auth.ini"
     config.write_text(

@@ -104,7 +104,7 @@ def test_a_seed_keeps_its_own_initialisation_in_any_group():
 
 def test_a_seed_in_a_group_trains_as_it_does_alone():
     """Its own rows in its own order: the vectorised kernels differ from the single-seed ones only in
-    rounding (README, "Seeds trained together")."""
+    rounding (docs/studies.md, "Seeds trained together")."""
     alone = run(30, [30, 1], seeds=[1])
     group = run(30, [30, 1], seeds=[0, 1, 2], curve_every=1)  # curves every epoch, as one seed scores them
     other_group = run(30, [30, 1], seeds=[1, 2])

@@ -23,6 +23,7 @@ scikit-learn is imported inside the plugins, so that checking a config does not 
 from __future__ import annotations
 
 import csv as csv_format
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
@@ -35,6 +36,7 @@ from polyexp.core.registry import File, Ge, Gt, Lt, Registry
 DATASETS = Registry("data")
 
 SPLITS = ("train", "val", "test")
+ROW_RANKS = (2, 4)  # x is (rows, features) or (rows, height, width, channels)
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,14 @@ class Dataset:
         return int(max(self.y_train.max(), self.y_val.max(), self.y_test.max())) + 1
 
     @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One row's shape: ``(features,)``, or ``(height, width, channels)`` for images."""
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    @property
     def num_features(self) -> int:
-        return int(self.x_train.shape[1])
+        """Numbers per row (pixels times channels for images)."""
+        return math.prod(self.input_shape)
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """``(x, y)`` of the split ``train``, ``val`` or ``test``."""
@@ -113,9 +121,10 @@ def split_stratified(
         )
     except ValueError as exc:
         raise ConfigError.field("data.val_fraction", val_fraction, str(exc)) from None
-    if standardize:
-        scaler = StandardScaler().fit(x_train)
-        x_train, x_val, x_test = (scaler.transform(part) for part in (x_train, x_val, x_test))
+    if standardize:  # every feature (every pixel of every channel, for images) on its own
+        scaler = StandardScaler().fit(x_train.reshape(len(x_train), -1))
+        x_train, x_val, x_test = (scaler.transform(part.reshape(len(part), -1)).reshape(part.shape)
+                                  for part in (x_train, x_val, x_test))
     return make_dataset((x_train, y_train), (x_val, y_val), (x_test, y_test), class_names)
 
 
@@ -125,12 +134,13 @@ def check_dataset(data: object, label: str) -> Dataset:
         raise PluginError(f"{label} returned {type(data).__name__}; it must return a polyexp.core.data.Dataset")
     for split in SPLITS:
         x, y = data.split(split)
-        if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
-            raise PluginError(f"{label}: x_{split} must be (rows, features) and y_{split} (rows,) of the same rows")
+        if x.ndim not in ROW_RANKS or y.ndim != 1 or len(x) != len(y):
+            raise PluginError(f"{label}: x_{split} must be (rows, features) or (rows, height, width, channels) "
+                              f"and y_{split} (rows,) of the same rows")
         if len(x) == 0:
             raise PluginError(f"{label} returned an empty {split} split")
-        if x.shape[1] != data.num_features:
-            raise PluginError(f"{label}: x_{split} has {x.shape[1]} features, x_train {data.num_features}")
+        if x.shape[1:] != data.input_shape:
+            raise PluginError(f"{label}: x_{split}'s rows are {x.shape[1:]}, x_train's {data.input_shape}")
         if not np.all(np.isfinite(x)):
             raise PluginError(f"{label} returned non-finite features in the {split} split")
         if y.min() < 0:
@@ -295,7 +305,8 @@ def npz(
     split_seed: int = 0,
     standardize: bool = True,
 ) -> Dataset:
-    """Your own rows as NumPy arrays: an .npz file with x (rows, features) of numbers and y (rows,) of class labels."""
+    """Your own rows as NumPy arrays: an .npz file with x, (rows, features) or images (rows, height, width,
+    channels), of numbers and y (rows,) of class labels."""
     file = _readable(path)
     try:
         with np.load(file, allow_pickle=False) as arrays:
@@ -306,9 +317,10 @@ def npz(
             x, y = arrays["x"], arrays["y"]
     except (OSError, ValueError) as exc:
         raise ConfigError.field("data.path", path, f"it is not a readable .npz file ({exc})") from None
-    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
-        raise ConfigError.field("data.path", path, f"x must be (rows, features) and y (rows,); they are "
-                                f"{x.shape} and {y.shape}")
+    if x.ndim not in ROW_RANKS or y.ndim != 1 or len(x) != len(y):
+        grey = " (grey images: add a channel axis, x[..., None])" if x.ndim == 3 else ""
+        raise ConfigError.field("data.path", path, f"x must be (rows, features) or (rows, height, width, channels)"
+                                f"{grey} and y (rows,); they are {x.shape} and {y.shape}")
     if not np.issubdtype(x.dtype, np.number):
         raise ConfigError.field("data.path", path, f"x holds {x.dtype} values; features must be numbers")
     return table_dataset(x.astype(np.float64), [str(v) for v in y.tolist()], path, ("data.path", path),

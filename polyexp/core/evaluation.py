@@ -5,8 +5,8 @@ loads each set into the model and scores it, so no Keras model is built per set 
 linearly with the number of sets::
 
     scorer = Scorer(model, data.x_train, recompute_bn=True)
-    accuracy, loss = scorer(sets, data.x_val, data.y_val, averaged=True)   # (M,) each
-    probabilities = scorer.probabilities(sets, data.x_test)                # (M, rows, classes)
+    accuracy, loss = scorer(sets, data.x_val, data.y_val, averaged=True)         # (M,) each
+    probabilities = scorer.probabilities(sets, data.x_test, averaged=True)       # (M, rows, classes)
 
 **BatchNorm.** The statistics an averaged model carries (the average of its members' moving means and
 variances) no longer match its averaged weights. For a set marked ``averaged``, the scorer first
@@ -66,9 +66,13 @@ class Scorer:
                                     averaged and self.recomputes)
         return correct.numpy().astype(np.float64) / len(x), loss.numpy().astype(np.float64)
 
-    def probabilities(self, weight_sets: Sequence[np.ndarray], x: np.ndarray) -> np.ndarray:
-        """The predicted class probabilities on ``x`` under each of ``M`` weight sets: ``(M, rows, classes)``."""
-        return self._predict([tf.constant(w) for w in weight_sets], tf.constant(x)).numpy()
+    def probabilities(self, weight_sets: Sequence[np.ndarray], x: np.ndarray, *, averaged: bool = False) -> np.ndarray:
+        """The predicted class probabilities on ``x`` under each of ``M`` weight sets: ``(M, rows, classes)``.
+
+        Sets marked ``averaged`` get their BatchNorm statistics recomputed first, as in ``__call__``.
+        """
+        return self._predict([tf.constant(w) for w in weight_sets], tf.constant(x),
+                             averaged and self.recomputes).numpy()
 
     def holding(self, weights: Sequence[np.ndarray], *, averaged: bool) -> keras.Model:
         """The model, holding ``weights`` (one set, BatchNorm statistics recomputed if ``averaged``)."""
@@ -104,9 +108,9 @@ class Scorer:
         _, correct, losses = tf.while_loop(lambda m, *_: m < count, score_one, (tf.constant(0), *arrays))
         return correct.stack(), losses.stack()
 
-    def _predict_sets(self, sets: list[tf.Tensor], x: tf.Tensor) -> tf.Tensor:
+    def _predict_sets(self, sets: list[tf.Tensor], x: tf.Tensor, recompute: bool) -> tf.Tensor:
         def predict_one(m: tf.Tensor, outputs: tf.TensorArray) -> tuple:
-            with tf.control_dependencies(self._load(sets, m, recompute=False)):
+            with tf.control_dependencies(self._load(sets, m, recompute)):
                 return m + 1, outputs.write(m, self.model(x, training=False))
 
         count = tf.shape(sets[0])[0]
@@ -115,18 +119,15 @@ class Scorer:
         return outputs.stack()
 
 
-def ensemble_scores(
-    labels: np.ndarray, probabilities: np.ndarray, matrix: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Accuracy and loss of output ensembles: the members' probabilities averaged with ``matrix``'s weights.
+def ensemble_probabilities(probabilities: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Output ensembles: the members' probabilities averaged with ``matrix``'s weights.
 
     ``probabilities`` is ``(S, K, rows, classes)`` (member 1 first), ``matrix`` ``(S, K, K)`` (row n-1:
-    the weights of the n latest members); returns ``(S, K)`` accuracies and losses, one per n.
+    the weights of the n latest members); returns ``(S, K, rows, classes)``, one ensemble per n.
     """
     s, k = probabilities.shape[:2]
     flat = probabilities.reshape(s, k, -1).astype(np.float32)
-    averaged = np.matmul(matrix.astype(np.float32), flat).reshape(probabilities.shape)  # BLAS: K*K*rows*classes
-    return accuracy_and_loss(labels, averaged)
+    return np.matmul(matrix.astype(np.float32), flat).reshape(probabilities.shape)  # BLAS: K*K*rows*classes
 
 
 def accuracy_and_loss(labels: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,11 +13,12 @@ summarise over seeds, selecting on validation alone. No MLflow, no files::
 
 Score keys read ``{split}_{method}_{metric}``: split ``val`` or ``test``; method ``single``,
 ``average``, ``ensemble`` (each ``(S, K)``, one column per n) or an in-training average (``(S,)``);
-metric ``acc`` or ``loss``.
+metric ``acc``, ``loss`` or ``ece`` (expected calibration error, ``polyexp.core.calibration``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -28,11 +29,14 @@ import keras
 import numpy as np
 
 from polyexp.core.averaging import Validation, average, weight_matrix
+from polyexp.core.calibration import expected_calibration_error
 from polyexp.core.data import Dataset
-from polyexp.core.evaluation import Scorer, accuracy_and_loss, ensemble_scores
+from polyexp.core.evaluation import Scorer, accuracy_and_loss, ensemble_probabilities
+from polyexp.core.models import build_model
 from polyexp.core.statistics import Estimate, mean_ci, select
 from polyexp.core.training import train
 from polyexp.core.trajectory import Trajectory
+from polyexp.core.trajectory_sources import read_checkpoints
 
 if TYPE_CHECKING:  # not imported at run time: keeps polyexp.core.settings out of the code identity
     from polyexp.core.registry import BoundPlugin
@@ -76,13 +80,15 @@ def run_experiment(
     k = len(plan.window)
     if not plan.weighting.wants:  # a plain weighting's mistakes show before any training
         weight_matrix(plan.weighting, k)
-    keras.backend.clear_session()  # the jobs of a basic-launcher sweep share this process
+    # The jobs of a basic-launcher sweep share this process; Python's own collector frees the rest
+    # (a full collection after the imports costs about 0.3 s).
+    keras.backend.clear_session(free_memory=False)
     seconds: list[float] = []
 
     def train_now() -> Trajectory:
         started = time.perf_counter()
         trajectory = train(
-            lambda: plan.model(data.num_features, data.num_classes), plan.optimizer, data,
+            lambda: build_model(plan.model, data), plan.optimizer, data,
             seeds=settings.seed_list, epochs=settings.epochs, batch_size=settings.batch_size, window=plan.window,
             ema_decays=settings.ema_decays or (), swa_start=settings.swa_start, curve_every=settings.curve_every,
             on_progress=on_progress,
@@ -90,9 +96,13 @@ def run_experiment(
         seconds.append(time.perf_counter() - started)
         return trajectory
 
-    trajectory, reused = fetch(train_now) if fetch is not None else (train_now(), False)
-    scorer = Scorer(plan.model(data.num_features, data.num_classes), data.x_train,
-                    recompute_bn=settings.recompute_bn)
+    if plan.checkpoint_files is not None:  # your own checkpoints: nothing to train or cache
+        trajectory, model = read_checkpoints(plan.checkpoint_files, plan.model, data)
+        reused = False
+        scorer = Scorer(model, data.x_train, recompute_bn=settings.recompute_bn)
+    else:
+        trajectory, reused = fetch(train_now) if fetch is not None else (train_now(), False)
+        scorer = scorer_for(plan, data)
     weights, scores = score_trajectory(scorer, trajectory, plan.weighting, data)
     per_n, summary = summarise(scores)
     first_seed_average = average([w[0] for w in trajectory.checkpoints], weights[0, -1])
@@ -101,6 +111,29 @@ def run_experiment(
         averaged_model=scorer.holding(first_seed_average, averaged=True),
         reused=reused, train_seconds=seconds[0] if seconds else None,
     )
+
+
+_SCORERS: dict[str, Scorer] = {}
+_KEPT_SCORERS = 4
+
+
+def scorer_for(plan: Plan, data: Dataset) -> Scorer:
+    """The process's scorer of ``plan``'s model on ``data``'s training rows, built and traced once.
+
+    The jobs of a sweep in one process (Hydra's basic launcher, a worker of a parallel one) that
+    share the model and the training rows share it; only the last few are kept.
+    """
+    x_train = np.ascontiguousarray(data.x_train)
+    key = hashlib.sha256(repr((
+        plan.model.name, sorted(plan.model.config.items()), data.num_features, data.num_classes,
+        data.input_shape, plan.settings.recompute_bn, x_train.dtype.str, x_train.shape,
+    )).encode() + x_train.tobytes()).hexdigest()
+    if key not in _SCORERS:
+        while len(_SCORERS) >= _KEPT_SCORERS:
+            del _SCORERS[next(iter(_SCORERS))]
+        _SCORERS[key] = Scorer(build_model(plan.model, data), x_train,
+                               recompute_bn=plan.settings.recompute_bn)
+    return _SCORERS[key]
 
 
 def score_trajectory(
@@ -113,37 +146,52 @@ def score_trajectory(
     for split in SCORED_SPLITS:
         x, y = data.split(split)
         probabilities[split] = scorer.probabilities(members, x).reshape(s, k, len(x), -1)
-        scores[f"{split}_single_acc"], scores[f"{split}_single_loss"] = accuracy_and_loss(y, probabilities[split])
+        scores |= _scores(f"{split}_single", y, probabilities[split])
 
     weights = seed_weights(scorer, trajectory, weighting, data, scores["val_single_acc"])
     averaged = [w.reshape(s * k, *w.shape[2:]) for w in average_sets(trajectory, weights)]
     for split in SCORED_SPLITS:
         x, y = data.split(split)
-        acc, loss = scorer(averaged, x, y, averaged=True)
-        scores[f"{split}_average_acc"], scores[f"{split}_average_loss"] = acc.reshape(s, k), loss.reshape(s, k)
-        scores[f"{split}_ensemble_acc"], scores[f"{split}_ensemble_loss"] = ensemble_scores(
-            y, probabilities[split], weights)
+        scores |= _scores(f"{split}_average", y, scorer.probabilities(averaged, x, averaged=True).reshape(
+            s, k, len(x), -1))
+        scores |= _scores(f"{split}_ensemble", y, ensemble_probabilities(probabilities[split], weights))
         for name, averaged_weights in trajectory.averages.items():
-            scores[f"{split}_{name}_acc"], scores[f"{split}_{name}_loss"] = scorer(
-                averaged_weights, x, y, averaged=True)
+            scores |= _scores(f"{split}_{name}", y, scorer.probabilities(averaged_weights, x, averaged=True))
     return weights, scores
+
+
+def _scores(prefix: str, labels: np.ndarray, probabilities: np.ndarray) -> dict[str, np.ndarray]:
+    """``{prefix}_acc``, ``_loss`` and ``_ece`` of ``(..., rows, classes)`` probabilities."""
+    acc, loss = accuracy_and_loss(labels, probabilities)
+    return {f"{prefix}_acc": acc, f"{prefix}_loss": loss,
+            f"{prefix}_ece": expected_calibration_error(labels, probabilities)}
 
 
 def seed_weights(
     scorer: Scorer, trajectory: Trajectory, weighting: BoundPlugin, data: Dataset, val_member_acc: np.ndarray
 ) -> np.ndarray:
-    """``(S, K, K)``: each seed's weight matrix. A selecting weighting sees that seed's validation rows only."""
+    """``(S, K, K)``: each seed's weight matrix. A selecting weighting sees that seed's validation rows only.
+
+    It ranks the members as it scores their averages: with BatchNorm statistics recomputed, each
+    member alone is scored with its statistics recomputed too (``val_member_acc``, their stored
+    statistics, is used only where nothing is recomputed), so the soup of one member scores what that
+    member ranked with.
+    """
     s, k = trajectory.checkpoints[0].shape[:2]
     if not weighting.wants:
         return np.broadcast_to(weight_matrix(weighting, k), (s, k, k)).copy()
+    if scorer.recomputes:
+        members = [w.reshape(s * k, *w.shape[2:]) for w in trajectory.checkpoints]
+        val_member_acc = scorer(members, data.x_val, data.y_val, averaged=True)[0].reshape(s, k)
     matrices = []
     for seed in range(s):
         checkpoints = [w[seed] for w in trajectory.checkpoints]
-        scored: dict[tuple[float, ...], float] = {}  # a search for n+1 repeats most of the one for n
+        # A search for n+1 repeats most of the one for n; a member alone scores what it ranked with.
+        scored = {(0.0,) * i + (1.0,): float(val_member_acc[seed, i]) for i in range(k)}
 
         def score(member_weights: list[float], checkpoints: list = checkpoints, scored: dict = scored) -> float:
             normalised = np.asarray(member_weights, dtype=np.float64) / np.sum(member_weights)
-            key = tuple(np.trim_zeros(normalised, "b"))  # the same average for every n
+            key = tuple(np.trim_zeros(normalised, "b").tolist())  # the same average for every n
             if key not in scored:
                 averaged = average(checkpoints, normalised)
                 accuracy, _ = scorer([w[None] for w in averaged], data.x_val, data.y_val, averaged=True)

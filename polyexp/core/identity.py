@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import glob
 import hashlib
 import importlib.util
 import json
@@ -96,7 +97,8 @@ def config_identity(plan: Plan, up_to: Affects) -> dict[str, Any]:
             if wanted(p.affects or registry.affects):
                 fields[p.name] = config[p.name]
                 if p.is_file and config[p.name] is not None:
-                    fields[f"{p.name} content"] = file_fingerprint(config[p.name])
+                    fingerprint = glob_fingerprint if p.is_glob else file_fingerprint
+                    fields[f"{p.name} content"] = fingerprint(config[p.name])
         if wanted(registry.affects) or len(fields) > 1:
             chosen[registry.group] = fields
     for param in SETTINGS:
@@ -126,6 +128,12 @@ def file_fingerprint(path: str) -> str:
     except OSError:
         return "missing"
     return _file_digest(str(file.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+def glob_fingerprint(pattern: str) -> str:
+    """A hash of the names and bytes of the files a glob pattern matches: a file added, renamed or edited counts."""
+    matches = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+    return digest({path: file_fingerprint(path) for path in matches})
 
 
 @functools.lru_cache(maxsize=64)

@@ -22,8 +22,8 @@ also say what a field :class:`Affects`; ``polyexp.core.identity`` reads that to 
 identify a result.
 
 A registry may offer *context* to its plugins: a parameter named after a context entry (a weighting's
-``validation``) is not a config field but is passed in by the framework, so a plugin asks for what
-it needs by naming it.
+``validation``, a model's ``input_shape``) is not a config field but is passed in by the framework, so
+a plugin asks for what it needs by naming it (with a default, it is passed only where it is available).
 
 Installed packages add plugins through the entry-point group ``polyexp.<group>`` (for example
 ``polyexp.averaging``): an entry point names a function, registered under the entry point's name,
@@ -75,10 +75,14 @@ class Affects(enum.Enum):
 
 
 class File:
-    """``Annotated[str, File()]``: the field names a file whose content decides the numbers (identity hashes it)."""
+    """``Annotated[str, File()]``: the field names a file whose content decides the numbers (identity hashes it);
+    ``File(glob=True)``: a glob pattern whose matching files' names and content decide them."""
+
+    def __init__(self, *, glob: bool = False) -> None:
+        self.glob = glob
 
     def __repr__(self) -> str:
-        return "File()"
+        return "File(glob=True)" if self.glob else "File()"
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,7 @@ class Param:
     choices: tuple[Any, ...] = ()  # from Literal[...]
     affects: Affects | None = None  # None: what the group or settings class decides
     is_file: bool = False  # the value names a file whose content counts (see File)
+    is_glob: bool = False  # the value is a glob pattern of such files (File(glob=True))
 
     @property
     def nested(self) -> bool:
@@ -225,6 +230,7 @@ class Plugin:
     fn: Callable[..., Any]
     params: tuple[Param, ...]
     context: tuple[str, ...] = ()  # names of the registry's context entries the function takes
+    optional: tuple[str, ...] = ()  # those of them that have a default
 
     @property
     def label(self) -> str:
@@ -299,10 +305,10 @@ class BoundPlugin:
         return self.plugin.context
 
     def __call__(self, *args: Any, **context: Any) -> Any:
-        missing = [name for name in self.wants if name not in context]
+        missing = [name for name in self.wants if name not in context and name not in self.plugin.optional]
         if missing:
             raise PluginError(f"{self.label} needs {', '.join(missing)}, which is not available here")
-        return self.plugin(*args, **self.config, **{name: context[name] for name in self.wants})
+        return self.plugin(*args, **self.config, **{name: context[name] for name in self.wants if name in context})
 
 
 class Registry:
@@ -337,7 +343,9 @@ class Registry:
             if existing is not None and existing.fn is not f:
                 raise ValueError(f"{self.group} plugin {key!r} is already registered by {existing.source}")
             params, context = _read_signature(f"{self.group} plugin {key!r}", f, self.call_args, self.context)
-            self._plugins[key] = Plugin(self.group, key, f, params, context)
+            defaults = inspect.signature(f).parameters
+            optional = tuple(name for name in context if defaults[name].default is not inspect.Parameter.empty)
+            self._plugins[key] = Plugin(self.group, key, f, params, context, optional)
             return f
 
         return add(fn) if fn is not None else add
@@ -469,7 +477,9 @@ def _param(name: str, hint: Any, default: Any) -> Param:
         raise TypeError(f"type {hint} is not supported; use bool, int, float, str, Literal or list")
     if optional:
         value_type = Optional[value_type]  # noqa: UP045 - OmegaConf wants typing.Optional
-    return Param(name, value_type, default, bounds, choices, _affects(extras), any(isinstance(e, File) for e in extras))
+    files = [e for e in extras if isinstance(e, File)]
+    return Param(name, value_type, default, bounds, choices, _affects(extras), bool(files),
+                 any(f.glob for f in files))
 
 
 def _strip_annotated(hint: Any) -> tuple[Any, tuple[Any, ...]]:

@@ -1,8 +1,8 @@
 """The experiment's typed config, and the plan a composed config is turned into.
 
 Hydra composes ``conf/config.yaml``: the top-level :class:`Settings` and one option of each plugin
-group (``data``, ``model``, ``optimizer``, ``window``, ``averaging``). Every field is declared once,
-with its type, bounds and what it :class:`~polyexp.core.registry.Affects` in its hint: a plugin's fields
+group (``data``, ``model``, ``optimizer``, ``window``, ``averaging``, ``trajectory``). Every field is
+declared once, with its type, bounds and what it :class:`~polyexp.core.registry.Affects` in its hint: a plugin's fields
 in its signature, the settings in the dataclasses below. From these declarations come the configs
 Hydra stores (so ``averaging.alpha=abc`` fails at composition), the checks ``plan`` runs (so
 ``epochs=0`` fails before any work), the typed objects the code reads, and the identity of a result
@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from polyexp.core.averaging import WEIGHTINGS
 from polyexp.core.data import DATASETS, Dataset, check_dataset
-from polyexp.core.errors import ConfigError
+from polyexp.core.errors import ConfigError, PluginError
 from polyexp.core.models import MODELS
 from polyexp.core.optimizers import OPTIMIZERS
 from polyexp.core.registry import (
@@ -39,10 +39,11 @@ from polyexp.core.registry import (
     config_class,
     fields_of,
 )
+from polyexp.core.trajectory_sources import TRAJECTORIES, CheckpointFiles
 from polyexp.core.window import WINDOWS, check_window
 
 # One config group per registry; the group's name is the registry's.
-GROUPS: tuple[Registry, ...] = (DATASETS, MODELS, OPTIMIZERS, WINDOWS, WEIGHTINGS)
+GROUPS: tuple[Registry, ...] = (DATASETS, MODELS, OPTIMIZERS, WINDOWS, WEIGHTINGS, TRAJECTORIES)
 
 Nothing = Affects.NOTHING
 
@@ -113,6 +114,7 @@ class Plan:
     settings: Settings
     plugins: dict[str, BoundPlugin]  # each group's chosen option, with its config applied
     window: list[int]  # the members' epochs, member 1 (the latest) first
+    checkpoint_files: CheckpointFiles | None = None  # trajectory=files: the checkpoints scored instead of training
 
     data = _chosen(DATASETS)
     model = _chosen(MODELS)
@@ -135,5 +137,22 @@ def plan(cfg: DictConfig | dict[str, Any]) -> Plan:
     if settings.swa_start is not None and settings.swa_start > settings.epochs:
         raise ConfigError.field("swa_start", settings.swa_start, f"it must be <= epochs ({settings.epochs})")
     plugins = {registry.group: registry.bind(config[registry.group]) for registry in GROUPS}
-    window = check_window(plugins["window"](settings.epochs), settings.epochs, plugins["window"].label)
-    return Plan(config=config, settings=settings, plugins=plugins, window=window)
+    checkpoint_files = _checkpoint_files(plugins["trajectory"], settings)
+    window = checkpoint_files.epochs if checkpoint_files else check_window(
+        plugins["window"](settings.epochs), settings.epochs, plugins["window"].label)
+    return Plan(config=config, settings=settings, plugins=plugins, window=window, checkpoint_files=checkpoint_files)
+
+
+def _checkpoint_files(source: BoundPlugin, settings: Settings) -> CheckpointFiles | None:
+    """The trajectory plugin's checkpoint files (None: train), refusing settings that only training has."""
+    found = source()
+    if found is None:
+        return None
+    if not isinstance(found, CheckpointFiles):
+        raise PluginError(f"{source.label} returned {type(found).__name__}; it must return CheckpointFiles or None")
+    for name, value, default in (("seeds", settings.seeds, 1), ("ema_decays", settings.ema_decays, None),
+                                 ("swa_start", settings.swa_start, None)):
+        if value != default:
+            raise ConfigError.field(name, value, f"trajectory={source.name} scores saved checkpoints, with no "
+                                                 f"training here: leave {name} unset (the runs are the glob's folders)")
+    return found

@@ -2,7 +2,8 @@
 
 - ``config.yaml``: the resolved config; ``identity.json``: what decides the numbers (config fields,
   code fingerprints, libraries, platform; see ``polyexp.core.identity``);
-- ``results.csv``: one row per seed and n: the member's epoch and every per-n score;
+- ``results.csv``: one row per seed and n: the member's epoch and every per-n score (accuracy, loss and
+  expected calibration error of single, average and ensemble on val and test);
 - ``results_mean.csv``: one row per n: each per-n score's mean over seeds and 95% interval;
 - ``summary.json``: the selection on validation and the headline numbers, with intervals;
 - ``averages.csv``: one row per seed and in-training average (EMA, SWA), when there are any;
@@ -16,31 +17,40 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
+import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
 from polyexp.core.data import Dataset
 from polyexp.core.files import atomic_write, write_text
 from polyexp.core.trajectory import write_trajectory
-from polyexp.run import plots
 
 if TYPE_CHECKING:  # not at run time: a sweep's summary writes its figure without TensorFlow
+    from matplotlib.figure import Figure
+
     from polyexp.core.experiment import Outcome
     from polyexp.core.identity import Identity
     from polyexp.core.settings import Plan
 
+METRICS = ("acc", "loss", "ece")  # every score's metrics: accuracy, cross-entropy, expected calibration error
 
+def write_outputs(
+    folder: Path, plan: Plan, data: Dataset, outcome: Outcome, name: str, identity: Identity,
+    shared: Path | None = None,
+) -> None:
+    """Write every file of the job into ``folder`` (each one whole or not at all).
 
-def write_outputs(folder: Path, plan: Plan, data: Dataset, outcome: Outcome, name: str, identity: Identity) -> None:
-    """Write every file of the job into ``folder`` (each one whole or not at all)."""
+    With ``shared`` (a sweep's folder), the figures that only depend on the data or on the training
+    (``data``, ``learning_curves``) are drawn once for the sweep and copied to its other jobs.
+    """
     (folder / "plots").mkdir(parents=True, exist_ok=True)
     trajectory, scores = outcome.trajectory, outcome.scores
     seeds, k = outcome.seeds, len(trajectory.epochs)
@@ -64,9 +74,9 @@ def write_outputs(folder: Path, plan: Plan, data: Dataset, outcome: Outcome, nam
     if trajectory.averages:
         names = list(trajectory.averages)
         write_text(folder / "averages.csv", csv_text(
-            ["seed", "average", *(f"{split}_{metric}" for split in ("val", "test") for metric in ("acc", "loss"))],
+            ["seed", "average", *(f"{split}_{metric}" for split in ("val", "test") for metric in METRICS)],
             ([seed, average, *(scores[f"{split}_{average}_{metric}"][s] for split in ("val", "test")
-                               for metric in ("acc", "loss"))]
+                               for metric in METRICS)]
              for s, seed in enumerate(seeds) for average in names),
         ))
     history = trajectory.history
@@ -79,6 +89,8 @@ def write_outputs(folder: Path, plan: Plan, data: Dataset, outcome: Outcome, nam
     write_trajectory(folder / "checkpoints.npz", trajectory)
     _save_model(outcome, folder / "averaged_model.keras")
 
+    from polyexp.run import plots  # matplotlib loads only where a job draws
+
     figures = {
         "data": lambda: plots.data_figure(data, plan.data.name),
         "learning_curves": lambda: plots.learning_curves_figure(history, trajectory.curve_epochs,
@@ -88,8 +100,28 @@ def write_outputs(folder: Path, plan: Plan, data: Dataset, outcome: Outcome, nam
         "weights": lambda: plots.weights_figure(
             outcome.weights[0], name if _shared(outcome.weights) else f"{name}, seed {seeds[0]}"),
     }
+    shared_inputs = {
+        "data": (plan.data.name, data.x_train, data.y_train, data.x_val, data.x_test, data.y_test),
+        "learning_curves": (trajectory.curve_epochs, trajectory.epochs, *history, *history.values()),
+    }
     for picture, draw in figures.items():
-        write_png(folder / "plots" / f"{picture}.png", draw())
+        path = folder / "plots" / f"{picture}.png"
+        if shared is None or picture not in shared_inputs:
+            write_png(path, draw())
+            continue
+        drawn = shared / f".{picture}-{_digest(shared_inputs[picture])}.png"  # hidden beside the jobs' folders
+        if not drawn.exists():
+            write_png(drawn, draw())
+        shutil.copyfile(drawn, path)
+
+
+def _digest(inputs: Iterable[Any]) -> str:
+    """A digest of a figure's inputs: arrays by their bytes, anything else by its repr."""
+    digest = hashlib.sha256()
+    for item in inputs:
+        is_array = isinstance(item, np.ndarray)
+        digest.update(item.dtype.str.encode() + item.tobytes() if is_array else repr(item).encode())
+    return digest.hexdigest()[:16]
 
 
 def print_table(outcome: Outcome) -> None:

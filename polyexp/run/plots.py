@@ -191,15 +191,15 @@ def _row_worth(rows: int | None) -> str:
 
 
 def _plane(data: Dataset) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
+    x_train, x_test = (x.reshape(len(x), -1) for x in (data.x_train, data.x_test))  # images: rows of pixels
     if data.num_features == 1:
-        zeros = np.zeros((len(data.x_train), 1)), np.zeros((len(data.x_test), 1))
-        return np.hstack([data.x_train, zeros[0]]), np.hstack([data.x_test, zeros[1]]), ("x1", "")
+        return np.hstack([x_train, 0 * x_train]), np.hstack([x_test, 0 * x_test]), ("x1", "")
     if data.num_features == 2:
-        return data.x_train, data.x_test, ("x1", "x2")
-    mean = data.x_train.mean(axis=0)
-    _, _, components = np.linalg.svd(data.x_train - mean, full_matrices=False)
+        return x_train, x_test, ("x1", "x2")
+    mean = x_train.mean(axis=0)
+    _, _, components = np.linalg.svd(x_train - mean, full_matrices=False)
     project = components[:2].T
-    return (data.x_train - mean) @ project, (data.x_test - mean) @ project, ("PC 1", "PC 2")
+    return (x_train - mean) @ project, (x_test - mean) @ project, ("PC 1", "PC 2")
 
 
 def _ticks(k: int) -> list[int]:

@@ -60,26 +60,24 @@ def run_job(
         try:
             outcome = run_experiment(experiment, data, _fetch(experiment, trajectory), on_progress=progress)
         except TrainingDiverged as diverged:  # keep the curves up to the divergence
-            tracking.log_tags(client, run_id, {**tags, "diverged_epoch": str(diverged.epoch),
-                                               "diverged_seed": str(diverged.seed)})
-            tracking.log_metrics(client, run_id, per_epoch_rows(diverged.history, diverged.curve_epochs))
+            tracking.log_metrics(client, run_id, per_epoch_rows(diverged.history, diverged.curve_epochs),
+                                 tags={**tags, "diverged_epoch": str(diverged.epoch),
+                                       "diverged_seed": str(diverged.seed)})
             raise
         finally:
             progress.close()
-        tags |= {"trajectory": "reused" if outcome.reused else "trained",
-                 "trajectory_key": trajectory.key, "test_rows": str(len(data.x_test))}
-        log.info("%s: %s", job.label, "reused the cached trajectory" if outcome.reused else
-                 f"trained {len(outcome.seeds)} seed(s) x {experiment.settings.epochs} epochs "
-                 f"in {outcome.train_seconds:.2f} s")
-        write_outputs(job.output_dir, experiment, data, outcome, name, identity)
+        source = "files" if experiment.checkpoint_files else "reused" if outcome.reused else "trained"
+        tags |= {"trajectory": source, "trajectory_key": trajectory.key, "test_rows": str(len(data.x_test))}
+        log.info("%s: %s", job.label, _source_text(experiment, outcome, source))
+        write_outputs(job.output_dir, experiment, data, outcome, name, identity,
+                      shared=job.sweep.folder if job.sweep else None)
         result = JobResult(
             "finished", name, list(job.overrides), run_id=run_id, trajectory=tags["trajectory"],
             summary=outcome.summary, test_average_acc=outcome.per_n["test_average_acc"].mean.tolist(),
             test_rows=len(data.x_test), number=job.position,
         )
         write_job_report(job.output_dir, result)  # logged with the run: what a later, skipped job reuses
-        tracking.log_tags(client, run_id, tags)
-        tracking.log_metrics(client, run_id, metric_rows(outcome))
+        tracking.log_metrics(client, run_id, metric_rows(outcome), tags=tags)
         tracking.guarded(client.log_artifacts, run_id, str(job.output_dir))
     print_table(outcome)
     if job.sweep is None:  # a sweep points at its parent run when it ends
@@ -117,6 +115,18 @@ def per_epoch_rows(history: dict[str, np.ndarray], curve_epochs: Sequence[int]) 
     """The learning curves, averaged over seeds: (key, value, epoch)."""
     return [(key, v, int(epoch)) for key, values in history.items()
             for epoch, v in zip(curve_epochs, np.mean(values, axis=0), strict=True)]
+
+
+def _source_text(experiment: Plan, outcome: Outcome, source: str) -> str:
+    """Where the job's checkpoints came from, for the log."""
+    if source == "files":
+        files = experiment.checkpoint_files
+        runs = ", ".join(f"seed {s}: {folder or '.'}" for s, folder in enumerate(files.folders))
+        return f"scored {len(files.epochs)} checkpoint files per run, epochs {files.epochs} ({runs})"
+    if source == "reused":
+        return "reused the cached trajectory"
+    return (f"trained {len(outcome.seeds)} seed(s) x {experiment.settings.epochs} epochs "
+            f"in {outcome.train_seconds:.2f} s")
 
 
 def _fetch(experiment: Plan, identity: Identity) -> Fetch | None:

@@ -153,12 +153,20 @@ def log_tags(client: MlflowClient, run_id: str, tags: Mapping[str, str]) -> None
         guarded(client.log_batch, run_id, tags=items)
 
 
-def log_metrics(client: MlflowClient, run_id: str, metrics: Iterable[tuple[str, float, int]]) -> None:
-    """Log ``(key, value, step)`` triples in as few calls as MLflow allows."""
+def log_metrics(
+    client: MlflowClient, run_id: str, metrics: Iterable[tuple[str, float, int]], tags: Mapping[str, str] | None = None
+) -> None:
+    """Log ``(key, value, step)`` triples, and ``polyexp.<name>`` tags with the first of them, in as few
+    calls as MLflow allows (1,000 entries a call, at most 100 of them tags)."""
     now = int(time.time() * 1000)
     items = [Metric(key, float(value), now, int(step)) for key, value, step in metrics]
-    for start in range(0, len(items), _BATCH_METRICS):
-        guarded(client.log_batch, run_id, metrics=items[start : start + _BATCH_METRICS])
+    tag_items = [RunTag(TAG_PREFIX + key, str(value)) for key, value in (tags or {}).items()]
+    first = _BATCH_METRICS - len(tag_items)
+    rest = range(first, len(items), _BATCH_METRICS)
+    batches = [items[:first], *(items[start : start + _BATCH_METRICS] for start in rest)]
+    for number, batch in enumerate(batches):
+        if batch or (number == 0 and tag_items):
+            guarded(client.log_batch, run_id, metrics=batch, tags=tag_items if number == 0 else [])
 
 
 def find_run(store: Store, tags: Mapping[str, str], status: str | None = None) -> Any | None:
@@ -251,7 +259,7 @@ def check_server(uri: str) -> None:
 def refusal(uri: str, exc: BaseException, experiment: str | None = None) -> str | None:
     """One line for a server that refused the credentials (401) or the user's rights (403), else None.
 
-    With the README's ``default_permission = READ`` a user reads another's experiment, so a 403 comes
+    With docs/sweeps.md's ``default_permission = READ`` a user reads another's experiment, so a 403 comes
     at the first write (creating a run), not when the experiment is opened.
     """
     status = exc.get_http_status_code() if isinstance(exc, MlflowException) else None
