@@ -8,6 +8,7 @@
    (so that a slower minute of a shared machine slows every case alike): medians and the ratio to
    S = 1. Targets: S = 10 within 2x of S = 1, S = 100 within 10x.
 2. The same job with two EMAs (0.99, 0.999) and SWA from epoch 400, against without: target 1.3x.
+   With a learning-rate schedule (``schedule=cosine``, set every step): S = 10 within 2x of S = 1.
 3. Whole commands, each in a fresh folder with an empty store and trajectory cache:
    ``python -m polyexp seeds=10 averaging=exp averaging.alpha=1,2,4 -m`` (3 jobs, one training of 10
    seeds) against the same numbers from single seeds, ``seed=range(0,10)`` (30 jobs, 10 trainings).
@@ -35,6 +36,7 @@ import tensorflow as tf
 from polyexp.core.data import DATASETS
 from polyexp.core.models import MODELS
 from polyexp.core.optimizers import OPTIMIZERS
+from polyexp.core.schedules import SCHEDULES
 from polyexp.core.training import train
 from polyexp.core.window import spaced
 
@@ -44,13 +46,13 @@ SWEEPS = {
 }
 
 
-def train_seconds(seeds: int, epochs: int, **averages: object) -> float:
+def train_seconds(seeds: int, epochs: int, **options: object) -> float:
     keras.backend.clear_session()
     data = DATASETS["blobs"].bind({})()
     started = time.perf_counter()
     train(lambda: MODELS["mlp"].bind({})(2, 3), OPTIMIZERS["sgd"].bind({}), data, seeds=list(range(seeds)),
           epochs=epochs, batch_size=32, window=spaced(epochs, 10, 1), curve_every=1 if seeds == 1 else 10,
-          **averages)
+          **options)
     return time.perf_counter() - started
 
 
@@ -103,12 +105,15 @@ def main() -> None:
     print(f"Training the default job ({epochs} epochs, window 10, 100 training rows), medians of {repeats} "
           "interleaved rounds\n")
     averages = {"ema_decays": [0.99, 0.999], "swa_start": min(400, epochs)}
+    cosine = SCHEDULES["cosine"].bind({})
     median = interleaved(repeats, {
         "S = 1": lambda: train_seconds(1, epochs),
         "S = 10": lambda: train_seconds(10, epochs),
         "S = 100": lambda: train_seconds(100, epochs),
         "S = 1, EMA x2 + SWA": lambda: train_seconds(1, epochs, **averages),
         "S = 10, EMA x2 + SWA": lambda: train_seconds(10, epochs, **averages),
+        "S = 1, cosine schedule": lambda: train_seconds(1, epochs, schedule=cosine),
+        "S = 10, cosine schedule": lambda: train_seconds(10, epochs, schedule=cosine),
     })
     one, ten = median["S = 1"], median["S = 10"]
     print(row("S = 1", one))
@@ -116,6 +121,9 @@ def main() -> None:
     print(row("S = 100", median["S = 100"], one, 10, check))
     print(row("S = 1, EMA x2 + SWA", median["S = 1, EMA x2 + SWA"], one, 1.3, check))
     print(row("S = 10, EMA x2 + SWA", median["S = 10, EMA x2 + SWA"], ten, 1.3, check))
+    print(row("S = 1, cosine schedule", median["S = 1, cosine schedule"], one))
+    print(row("S = 10, cosine schedule", median["S = 10, cosine schedule"], median["S = 1, cosine schedule"], 2,
+              check))
     if args.quick or not args.sweeps:
         return
     from mlflow import MlflowClient

@@ -22,16 +22,19 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from polyexp.core.averaging import WEIGHTINGS
-from polyexp.core.errors import PolyexpError
+from polyexp.core.errors import ConfigError, PolyexpError
 from polyexp.core.settings import plan
-from polyexp.hydra_setup import config_path, register_configs
+from polyexp.hydra_setup import check_override_keys, config_path, register_configs
 from polyexp.run.job import Job, JobResult, run_name, write_job_report
 from polyexp.sweep.parent import close_sweeps, read_sweep
 from polyexp.sweep.sweeper import sweep_fields_of_swept_groups
 
 log = logging.getLogger(__name__)
 
-register_configs()
+try:
+    register_configs()
+except PolyexpError as exc:  # a POLYEXP_PLUGINS module that does not import: one line, as Hydra shows errors
+    raise SystemExit(str(exc)) from None
 
 
 @hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
@@ -121,6 +124,10 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 def cli() -> None:
     """``python -m polyexp``: run the Hydra app, then end any sweep Hydra left open."""
     signal.signal(signal.SIGTERM, _terminate)
+    try:
+        check_override_keys(sys.argv[1:])
+    except ConfigError as exc:
+        sys.exit(str(exc))  # one line, exit status 1, as Hydra shows a bad override
     sys.argv[1:] = sweep_fields_of_swept_groups(sys.argv[1:])
     try:
         main()  # polyexp's sweeper closes its sweep itself; close_sweeps ends one a foreign sweeper left

@@ -20,7 +20,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from polyexp.core.registry import import_plugin_modules
-from polyexp.core.settings import GROUPS, experiment_config_class
+from polyexp.core.settings import GROUPS, check_key, experiment_config_class
 
 
 def config_path() -> str:
@@ -84,3 +84,27 @@ def _store_optuna_preset(store: ConfigStore) -> None:
 
     store.store(group="hydra/sweeper", name="optuna", node=PolyexpOptuna, provider="polyexp")
     store.store(group="hydra/sweeper/sampler", name="tpe", node=SeededTPE, provider="polyexp")
+
+
+def check_override_keys(arguments: Sequence[str]) -> None:
+    """Refuse an override whose key polyexp does not know, ``+`` or not, before Hydra composes anything.
+
+    Hydra would refuse ``epoch=10`` in five lines that suggest ``+epoch=10``, and accept that: a job that
+    logs ``epoch=10`` and trains for ``epochs``. A ConfigError names the close match instead. In a multirun
+    polyexp's sweeper checks each plugin field against the options it is swept with, so only settings and
+    groups are checked here; Hydra's own keys (``hydra.*``, ``hydra/launcher=...``) are left to Hydra.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    multirun = bool({"-m", "--multirun"} & set(arguments))
+    parser = OverridesParser.create()
+    for argument in arguments:
+        if argument.startswith("-") or "=" not in argument:
+            continue
+        try:
+            key = parser.parse_override(argument).key_or_group
+        except HydraException:
+            continue  # not an override Hydra can read: Hydra says so
+        if not key.startswith("hydra/"):
+            check_key(key, group_fields=not multirun)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+from polyexp.core.errors import PolyexpError
 from polyexp.core.registry import import_plugin_modules
 from polyexp.core.settings import GROUPS
 
@@ -35,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown group {unknown[0]!r}; groups: {', '.join(sorted(known))}", file=sys.stderr)
         return 2
-    print(describe(groups))
+    try:
+        print(describe(groups))
+    except PolyexpError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     return 0
 
 

@@ -16,17 +16,23 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 from polyexp.run.links import DEFAULT_EXPERIMENT, DEFAULT_PORT, HOST, is_server, runs_url, ui_address
 
 STARTUP_SECONDS = 120.0
 STOP_SECONDS = 15.0
+# What ``mlflow server`` says on every start, which asks nothing of a user serving 127.0.0.1: the
+# host check it applies (it serves this host alone), and a deprecation inside MLflow's own imports.
+_SERVER_NOTICES = ("[MLflow] Security middleware enabled with default settings (localhost-only).",)
+_SERVER_WARNINGS = ("ignore:starlette.middleware.wsgi is deprecated",)
 
 
 class UiError(Exception):
@@ -74,7 +80,7 @@ def _find_experiment(uri: str, name: str) -> str:
     """The id of experiment ``name`` in the store at ``uri``, which this never creates or changes."""
     from mlflow import MlflowClient
 
-    from polyexp.core.errors import TrackingError
+    from polyexp.core.errors import TrackingError, first_line
     from polyexp.run import tracking
 
     where = _show_store(uri)
@@ -91,7 +97,7 @@ def _find_experiment(uri: str, name: str) -> str:
         raise UiError(str(exc)) from None
     except Exception as exc:
         raise UiError(tracking.refusal(uri, exc, name)
-                      or f"cannot read the MLflow store {where}: {tracking.first_line(exc)}") from None
+                      or f"cannot read the MLflow store {where}: {first_line(exc)}") from None
     if found is None:
         raise UiError(missing)
     if found.lifecycle_stage == "deleted":
@@ -124,32 +130,47 @@ def _check_port(port: int) -> None:
 def _serving(uri: str, port: int, artifacts: str | None) -> Iterator[subprocess.Popen]:
     """``mlflow server`` on 127.0.0.1:``port`` until the block ends, Ctrl-C, SIGTERM or SIGHUP."""
     command = [sys.executable, "-m", "mlflow", "server", "--host", HOST, "--port", str(port), "--workers", "1",
-               "--backend-store-uri", uri, "--uvicorn-opts", "--no-access-log --log-level warning"]
+               "--backend-store-uri", uri, "--registry-store-uri", uri,  # named: else MLflow says it used this
+               "--uvicorn-opts", "--no-access-log --log-level warning"]
     if artifacts:  # the folder polyexp logs into: served for runs, and the default for new experiments
         command += ["--artifacts-destination", artifacts]
     # MLflow's job runner (GenAI judges and scheduled tasks) adds a process per queue; runs need none.
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    env["PYTHONWARNINGS"] = ",".join(filter(None, [env.get("PYTHONWARNINGS"), *_SERVER_WARNINGS]))
     # Also SIGINT: a process started in the background inherits it ignored, and must still stop on it.
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     # Its own session: Ctrl-C reaches only this process, which then stops the server's whole tree.
-    server = subprocess.Popen(command, env=env, stdout=sys.stderr, start_new_session=True)
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
+    output = threading.Thread(target=_forward, args=(server.stdout,), daemon=True)
+    output.start()
     try:
-        _wait_until_ready(server, port)
+        _wait_until_ready(server, port, output)
         yield server
     finally:
         _stop(server)
+        output.join(STOP_SECONDS)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _forward(lines: IO[str]) -> None:
+    """Copy the server's output to stderr, less its start-up notices (:data:`_SERVER_NOTICES`)."""
+    for line in lines:
+        if not line.startswith(_SERVER_NOTICES):
+            sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _wait_until_ready(server: subprocess.Popen, port: int) -> None:
+def _wait_until_ready(server: subprocess.Popen, port: int, output: threading.Thread) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if server.poll() is not None:
+            output.join(STOP_SECONDS)  # its last words first
             raise UiError(f"the MLflow server exited on start (exit code {server.returncode}); its output is above")
         try:
             with urllib.request.urlopen(f"http://{HOST}:{port}/health", timeout=2):

@@ -1,9 +1,10 @@
-"""Weighting plugins that break the contract, each in its own way.
+"""Plugins that break the contract, each in its own way: weightings, and a schedule below zero.
 
 Imported by the CLI through ``POLYEXP_PLUGINS=misbehaving_plugins``, which registers them.
 """
 
 from polyexp.core.averaging import WEIGHTINGS
+from polyexp.core.schedules import SCHEDULES
 
 
 def too_many(n: int) -> list[float]:
@@ -38,3 +39,9 @@ MISBEHAVING = [too_many, negative, nan_weight, inf_weight, all_zero, raises, not
 
 for plugin in MISBEHAVING:
     WEIGHTINGS.register(plugin)
+
+
+@SCHEDULES.register
+def below_zero(steps, steps_per_epoch: int):
+    """A linear decay that runs past zero after 1000 steps."""
+    return 1 - steps / 1000

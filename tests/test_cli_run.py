@@ -1,6 +1,7 @@
 """The default job through the real CLI, against a real SQLite store: what it prints and logs."""
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -96,6 +97,9 @@ def test_artifacts_hold_the_results_checkpoints_weights_model_and_plots(default_
         "weights.json", "checkpoints.npz", "averaged_model.keras",
         "plots/data.png", "plots/learning_curves.png", "plots/accuracy_vs_n.png", "plots/weights.png",
     } <= names
+    job = Path(run.data.tags["polyexp.output_dir"])  # the same files, stored once: hard links into mlartifacts/
+    stored = cli.workdir / "mlartifacts" / run.info.run_id / "artifacts"
+    assert all(os.path.samefile(job / name, stored / name) for name in names)
     identity = json.loads((tmp_path / "identity.json").read_text())
     assert set(identity) == {"config", "code", "libraries", "platform"} and "polyexp.core.training" in identity["code"]
 

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from polyexp.core.errors import ConfigError, PluginError
 from polyexp.core.models import build_model
 from polyexp.core.registry import build
-from polyexp.core.settings import CacheSettings, Settings, TrackingSettings, plan
+from polyexp.core.settings import CacheSettings, Settings, TrackingSettings, check_key, plan
 from polyexp.core.window import check_window, spaced
 
 
@@ -19,7 +19,9 @@ def test_defaults_are_the_seed_tutorial():
         "random_state": 2, "n_train": 100, "n_val": 1000,
     }
     assert cfg["model"] == {"name": "mlp", "hidden": [25], "activation": "relu", "dropout": 0.0, "batchnorm": False}
-    assert cfg["optimizer"] == {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": False}
+    assert cfg["optimizer"] == {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": False,
+                                "weight_decay": 0.0}
+    assert cfg["schedule"] == {"name": "constant"}
     assert cfg["window"] == {"name": "last", "size": 10, "stride": 1}
     assert cfg["averaging"] == {"name": "equal"}
     assert (cfg["epochs"], cfg["batch_size"], cfg["seed"], cfg["seeds"]) == (500, 32, 0, 1)
@@ -140,3 +142,35 @@ def test_a_nested_setting_is_named_by_its_dotted_key():
         build(Settings, {"tracking": {"bogus": 1}})
     settings = build(Settings, {"seeds": 3, "tracking": {"experiment": "x"}})
     assert settings == Settings(seeds=3, tracking=TrackingSettings(experiment="x"))
+
+
+def test_a_key_added_with_plus_that_nothing_reads_is_refused_naming_the_close_match():
+    with pytest.raises(ConfigError) as error:
+        plan(compose(["+epoch=10"]))  # Hydra adds it; without this check the job trains for epochs=500
+    assert str(error.value).startswith("epoch is not a polyexp setting (did you mean epochs?); settings: seed, ")
+    assert "groups: data, model, optimizer, schedule, window, averaging" in str(error.value)
+    with pytest.raises(ConfigError, match=r"^lr is not a polyexp setting; settings: "):
+        plan(compose(["+lr=0.1"]))  # nothing close: no suggestion
+    with pytest.raises(ConfigError, match=r"^tracking\.experimnt is not a setting \(did you mean tracking\.experiment"):
+        plan(compose(["+tracking.experimnt=x"]))
+    assert plan(compose(["+hydra.job.extra=1"])).settings == Settings()  # Hydra's own keys are Hydra's
+
+
+@pytest.mark.parametrize(("key", "message"), [
+    ("epoch", "epoch is not a polyexp setting (did you mean epochs?)"),
+    ("averagin", "averagin is not a polyexp setting (did you mean averaging?)"),
+    ("cache.dri", "cache.dri is not a setting (did you mean cache.dir?); settings: dir, enabled"),
+    ("seed.x", "seed.x is not a setting: seed has no fields"),
+    ("averaging.alpah", "averaging.alpah is not a field of any averaging option (did you mean averaging.alpha?); "
+                        "`python -m polyexp.plugins averaging` lists each option's fields"),
+])
+def test_an_unknown_key_is_named_with_its_close_match(key, message):
+    with pytest.raises(ConfigError) as error:
+        check_key(key)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_known_keys_pass():
+    for key in ("epochs", "tracking.uri", "averaging", "averaging.alpha", "averaging.name", "hydra.job.chdir"):
+        check_key(key)
+    check_key("averaging.alpah", group_fields=False)  # a sweep checks fields against the swept options

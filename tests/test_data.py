@@ -101,6 +101,9 @@ def test_numeric_labels_keep_their_order(tmp_path):
      "data.path='{path}' is not allowed: column 'colour' is not numeric (line 2: 'red')"),
     ("width,species\n" + "1,a\n" * 30, {"target": "species"},
      "data.target='species' is not allowed: the labels hold a single class ('a'); classification needs two or more"),
+    ("width,species\n", {"target": "species"}, "data.path='{path}' is not allowed: it has a header row and no rows "
+                                               "after it; it needs one row per example"),
+    ("width,species\n\n , \n", {"target": "species"}, "data.path='{path}' is not allowed: it has a header row and no"),
     ("width,species\n1,a\n2,b\n3,a\n", {"target": "species"}, "data.train_fraction=0.5 is not allowed"),
     ("width,species\n1,a,3\n", {"target": "species"}, "data.path='{path}' is not allowed: line 2 has 3 cells"),
     ("width,species\n" + "1,a\n2,b\n" * 10, {"target": "species", "features": ["height"]},
@@ -120,6 +123,9 @@ def test_an_npz_file_with_x_and_y(tmp_path):
     np.savez(tmp_path / "rows.npz", x=rng.normal(size=(60, 3)), y=np.repeat(["cat", "dog"], 30))
     data = DATASETS["npz"].bind({"path": str(tmp_path / "rows.npz")})()
     assert data.class_names == ("cat", "dog") and data.num_features == 3
+    np.savez(tmp_path / "empty.npz", x=np.zeros((0, 3)), y=np.zeros(0))
+    with pytest.raises(ConfigError, match=r"empty.npz' is not allowed: it holds no rows; it needs one row per example"):
+        DATASETS["npz"].bind({"path": str(tmp_path / "empty.npz")})()
     np.savez(tmp_path / "bad.npz", features=np.zeros((4, 2)))
     with pytest.raises(ConfigError, match="it has no array 'x'; it holds features"):
         DATASETS["npz"].bind({"path": str(tmp_path / "bad.npz")})()

@@ -14,6 +14,7 @@ from polyexp.core.errors import ConfigError, PluginError
 from polyexp.core.models import MODELS
 from polyexp.core.optimizers import OPTIMIZERS
 from polyexp.core.registry import Ge, Gt, Lt, Registry
+from polyexp.core.schedules import SCHEDULES
 from polyexp.core.window import WINDOWS
 
 
@@ -74,6 +75,8 @@ def test_a_default_without_a_hint_types_the_field():
         ({"widths": []}, "averaging.widths=[] is not allowed: the list must not be empty"),
         ({"mode": "medium"}, "averaging.mode='medium' is not allowed: choose one of fast, slow"),
         ({"speed": 1}, "averaging.speed is not a field of averaging plugin 'tuned'; its fields: scale, widths, mode"),
+        ({"scal": 1}, "averaging.scal is not a field of averaging plugin 'tuned' (did you mean averaging.scale?); "
+                      "its fields: scale, widths, mode"),
     ],
 )
 def test_bind_names_the_field_and_what_is_allowed(config, message):
@@ -85,16 +88,17 @@ def test_bind_names_the_field_and_what_is_allowed(config, message):
 def test_unknown_name_lists_the_available_ones():
     with pytest.raises(ConfigError) as error:
         OPTIMIZERS["nope"]
-    assert str(error.value) == "optimizer='nope' is not a registered optimizer plugin; available: adam, sgd"
+    assert str(error.value) == "optimizer='nope' is not a registered optimizer plugin; available: adam, adamw, sgd"
 
 
 def test_builtin_groups_and_options():
     assert {"blobs", "moons", "circles", "digits", "wine", "iris", "breast_cancer"} <= set(DATASETS.names())
     assert MODELS.names() == ["cnn", "mlp"]
-    assert OPTIMIZERS.names() == ["adam", "sgd"]
+    assert OPTIMIZERS.names() == ["adam", "adamw", "sgd"]
     assert {"equal", "exp", "linear", "greedy_soup"} <= set(WEIGHTINGS.names())
     assert all(WEIGHTINGS[name].source == "built in" for name in ("equal", "exp", "linear", "greedy_soup"))
-    assert WINDOWS.names() == ["last", "strided"]
+    assert WINDOWS.names() == ["last", "steps", "strided"]
+    assert {"constant", "cosine", "cyclic", "step", "swa"} <= set(SCHEDULES.names())  # tests add below_zero
 
 
 def test_a_plugin_that_raises_becomes_a_plugin_error():

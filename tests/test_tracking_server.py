@@ -85,7 +85,8 @@ def test_a_server_lost_mid_run_fails_within_seconds_and_keeps_the_results(cli: C
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         found = client.get_experiment_by_name("lost")
-        if found and client.search_runs([found.experiment_id]):
+        runs = client.search_runs([found.experiment_id]) if found else []
+        if runs and runs[0].data.params:  # its parameters are in: the job is training, not yet logging
             break
         assert job.poll() is None, job.communicate()[0]
         time.sleep(0.2)

@@ -3,13 +3,15 @@
 The links themselves are checked in a real browser by test_ui_browser.py.
 """
 
+import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import Cli
+from conftest import Cli, free_port
 
 from polyexp.run.links import artifact_url, compare_url, run_url, runs_url, ui_address, view_command, view_hint
 
@@ -102,3 +104,25 @@ def test_a_single_job_ends_with_how_to_view_its_run(cli: Cli):
     assert lines[-1] == "      " + run_url(LOCAL, run.info.experiment_id, run.info.run_id)
     lines = result.stdout.splitlines()  # stdout: the results alone
     assert all(line.startswith("> ") for line in lines[:-1]) and lines[-1].startswith("selected on validation")
+
+
+@pytest.mark.slow
+def test_serving_prints_the_link_and_nothing_of_mlflow_s_start_up(cli: Cli, tmp_path):
+    cli.client().create_experiment("polyexp")
+    port = free_port()
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "polyexp.ui", "--port", str(port)], cwd=cli.workdir,
+                                   env=cli.env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        try:
+            first, link = process.stdout.readline(), process.stdout.readline()  # blocks until it serves
+            assert first.startswith(f"MLflow UI for ./mlflow.db on http://127.0.0.1:{port}"), first
+            assert link.startswith(f"http://127.0.0.1:{port}/#/experiments/"), link
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as health:
+                assert health.status == 200
+        finally:
+            process.send_signal(signal.SIGINT)
+            assert process.wait(60) == 0
+    # MLflow says, on every start: the registry store it defaults to, its localhost-only host check and
+    # a StarletteDeprecationWarning with a line of its code. None of it asks anything of the user.
+    assert errors.read_text() == ""

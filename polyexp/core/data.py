@@ -270,6 +270,9 @@ def csv(
         raise ConfigError.field("data.path", path, "the file is empty; it needs a header row, then one row per example")
     header, rows = [name.strip() for name in rows[0]], [row for row in rows[1:] if any(cell.strip() for cell in row)]
     columns = ", ".join(header)
+    if not rows:
+        raise ConfigError.field("data.path", path, "it has a header row and no rows after it; it needs one row "
+                                                   "per example")
     if target not in header:
         raise ConfigError.field("data.target", target, f"{path} has no such column; its columns: {columns}")
     chosen = features if features is not None else [name for name in header if name != target]
@@ -337,11 +340,12 @@ def table_dataset(
     """
     if not np.all(np.isfinite(x)):
         raise ConfigError.field("data.path", path, "some features are not finite numbers (NaN or infinite)")
+    if not labels:
+        raise ConfigError.field("data.path", path, "it holds no rows; it needs one row per example")
     names = sorted(set(labels), key=_label_order)
     if len(names) < 2:
-        single = f" ({names[0]!r})" if names else ""
-        raise ConfigError.field(*labelled_by, f"the labels hold a single class{single}; classification needs two "
-                                              "or more")
+        raise ConfigError.field(*labelled_by, f"the labels hold a single class ({names[0]!r}); classification "
+                                              "needs two or more")
     ids = {name: i for i, name in enumerate(names)}
     return split_stratified(x, np.array([ids[label] for label in labels]), class_names=tuple(names), **split)
 

@@ -43,5 +43,11 @@ class TrackingError(PolyexpError):
     """The MLflow tracking store cannot be reached, read or written."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (its type's name when it has none), at most 500 characters."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:500]
+
+
 def _show(value: object) -> str:
     return repr(value) if isinstance(value, str) else str(value)

@@ -90,8 +90,8 @@ def run_experiment(
         trajectory = train(
             lambda: build_model(plan.model, data), plan.optimizer, data,
             seeds=settings.seed_list, epochs=settings.epochs, batch_size=settings.batch_size, window=plan.window,
-            ema_decays=settings.ema_decays or (), swa_start=settings.swa_start, curve_every=settings.curve_every,
-            on_progress=on_progress,
+            schedule=plan.plugins["schedule"], ema_decays=settings.ema_decays or (), swa_start=settings.swa_start,
+            curve_every=settings.curve_every, on_progress=on_progress,
         )
         seconds.append(time.perf_counter() - started)
         return trajectory

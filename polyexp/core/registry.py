@@ -35,22 +35,27 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import difflib
 import enum
 import functools
 import importlib
+import importlib.util
 import inspect
+import logging
 import math
 import operator
 import os
+import traceback
 import types
 import typing
-import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Annotated, Any, Literal, Optional, Union
 
-from polyexp.core.errors import ConfigError, PluginError, PolyexpError
+from polyexp.core.errors import ConfigError, PluginError, PolyexpError, first_line
+
+log = logging.getLogger(__name__)
 
 _SCALARS = (bool, int, float, str)
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
@@ -186,13 +191,28 @@ def fields_of(cls: type) -> tuple[Param, ...]:
 
 def check_fields(params: Sequence[Param], values: Mapping[str, Any], prefix: str = "") -> None:
     """Check every value against its field; a ConfigError names the first bad one (``prefix.name``)."""
-    known = {p.name for p in params}
-    for key in values:
-        if key not in known:
-            raise ConfigError(f"{prefix}{key} is not a setting; settings: {', '.join(sorted(known))}")
+    check_known(params, values, prefix)
     for p in params:
         if p.name in values:
             p.check(values[p.name], f"{prefix}{p.name}")
+
+
+def check_known(params: Sequence[Param], keys: Iterable[str], prefix: str = "") -> None:
+    """Raise ConfigError naming the first of ``keys`` that is not one of ``params`` (and its close match)."""
+    known = {p.name for p in params}
+    for key in keys:
+        if key not in known:
+            raise ConfigError(f"{prefix}{key} is not a setting{did_you_mean(key, known, prefix)}; "
+                              f"settings: {', '.join(sorted(known))}")
+
+
+def did_you_mean(key: str, known: Iterable[str], prefix: str = "") -> str:
+    """`` (did you mean epochs?)`` when ``key`` is close to one of ``known`` (a typo), else ``""``::
+
+        did_you_mean("epoch", ["epochs", "seed"])  # " (did you mean epochs?)"
+    """
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
 
 
 def build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
@@ -260,7 +280,8 @@ class Plugin:
         known = {p.name for p in self.params} | {"name"}
         for key in config:
             if key not in known:
-                raise ConfigError(f"{self.group}.{key} is not a field of {self.label}; {self.fields_text()}")
+                raise ConfigError(f"{self.group}.{key} is not a field of {self.label}"
+                                  f"{did_you_mean(key, known - {'name'}, self.group + '.')}; {self.fields_text()}")
         values = {}
         for p in self.params:
             value = config.get(p.name, p.default)
@@ -383,11 +404,9 @@ class Registry:
             try:
                 loaded = entry_point.load()
             except Exception as exc:  # one broken package must not take the others down
-                warnings.warn(
-                    f"skipping {self.group} plugin {entry_point.name!r} ({entry_point.value}): "
-                    f"{type(exc).__name__}: {exc}",
-                    stacklevel=2,
-                )
+                module = entry_point.value.partition(":")[0].strip()
+                log.warning("skipping %s plugin %r: package %s declares it as %s; %s", self.group, entry_point.name,
+                            _distribution(entry_point), entry_point.value, module_failure(module, exc))
                 continue
             is_function = callable(loaded) and not isinstance(loaded, types.ModuleType)
             if is_function and all(p.fn is not loaded for p in self._plugins.values()):
@@ -395,12 +414,50 @@ class Registry:
 
 
 def import_plugin_modules() -> None:
-    """Import the modules named in ``$POLYEXP_PLUGINS``; importing them registers their plugins."""
+    """Import the modules named in ``$POLYEXP_PLUGINS``; importing them registers their plugins.
+
+    A module that does not import is a ConfigError in one line, with the fix: its folder on
+    ``$PYTHONPATH`` or its package installed when it is not found, else the error it raised and where.
+    """
     for name in filter(None, (n.strip() for n in os.environ.get("POLYEXP_PLUGINS", "").split(","))):
         try:
             importlib.import_module(name)
-        except ImportError as exc:
-            raise ConfigError(f"POLYEXP_PLUGINS names {name!r}, which cannot be imported: {exc}") from exc
+        except Exception as exc:
+            raise ConfigError(f"POLYEXP_PLUGINS names {name!r}: {module_failure(name, exc)}") from exc
+
+
+def module_failure(module: str, exc: BaseException) -> str:
+    """Why ``module`` did not import, and what to do, in one line::
+
+        module 'mine' is not on the path: put the folder that holds it on PYTHONPATH
+        (PYTHONPATH=/path/to/folder), or pip install the package that provides it
+    """
+    if isinstance(exc, ModuleNotFoundError) and exc.name and (module + ".").startswith(exc.name + "."):
+        return (f"module {module!r} is not on the path: put the folder that holds it on PYTHONPATH "
+                f"(PYTHONPATH=/path/to/folder), or pip install the package that provides it")
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return (f"module {module!r} imports {exc.name!r}, which is not installed: "
+                f"pip install the package that provides {exc.name.split('.')[0]!r}")
+    detail = exc.msg if isinstance(exc, SyntaxError) else first_line(exc)
+    return f"module {module!r} failed to import: {type(exc).__name__}: {detail}{_where(module, exc)}"
+
+
+def _where(module: str, exc: BaseException) -> str:
+    """`` (file, line N)``: the module's own line that raised (else the deepest one), for messages."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f" ({exc.filename}, line {exc.lineno})"
+    frames = traceback.extract_tb(exc.__traceback__)
+    try:
+        origin = getattr(importlib.util.find_spec(module), "origin", None)
+    except Exception:  # a package whose __init__ is what failed
+        origin = None
+    own = [f for f in frames if f.filename == origin] or frames
+    return f" ({own[-1].filename}, line {own[-1].lineno})" if own else ""
+
+
+def _distribution(entry_point: metadata.EntryPoint) -> str:
+    dist = getattr(entry_point, "dist", None)
+    return f"{dist.name} {dist.version}" if dist is not None else "unknown"
 
 
 def _read_signature(

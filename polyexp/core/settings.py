@@ -1,8 +1,9 @@
 """The experiment's typed config, and the plan a composed config is turned into.
 
 Hydra composes ``conf/config.yaml``: the top-level :class:`Settings` and one option of each plugin
-group (``data``, ``model``, ``optimizer``, ``window``, ``averaging``, ``trajectory``). Every field is
-declared once, with its type, bounds and what it :class:`~polyexp.core.registry.Affects` in its hint: a plugin's fields
+group (``data``, ``model``, ``optimizer``, ``schedule``, ``window``, ``averaging``, ``trajectory``). Every
+field is declared once, with its type, bounds and what it :class:`~polyexp.core.registry.Affects` in its hint: a
+plugin's fields
 in its signature, the settings in the dataclasses below. From these declarations come the configs
 Hydra stores (so ``averaging.alpha=abc`` fails at composition), the checks ``plan`` runs (so
 ``epochs=0`` fails before any work), the typed objects the code reads, and the identity of a result
@@ -36,14 +37,17 @@ from polyexp.core.registry import (
     Param,
     Registry,
     build,
+    check_known,
     config_class,
+    did_you_mean,
     fields_of,
 )
+from polyexp.core.schedules import SCHEDULES, batches_per_epoch, factors
 from polyexp.core.trajectory_sources import TRAJECTORIES, CheckpointFiles
-from polyexp.core.window import WINDOWS, check_window
+from polyexp.core.window import WINDOWS, StepWindow, check_window
 
 # One config group per registry; the group's name is the registry's.
-GROUPS: tuple[Registry, ...] = (DATASETS, MODELS, OPTIMIZERS, WINDOWS, WEIGHTINGS, TRAJECTORIES)
+GROUPS: tuple[Registry, ...] = (DATASETS, MODELS, OPTIMIZERS, SCHEDULES, WINDOWS, WEIGHTINGS, TRAJECTORIES)
 
 Nothing = Affects.NOTHING
 
@@ -95,6 +99,40 @@ class Settings:
 SETTINGS: tuple[Param, ...] = fields_of(Settings)
 
 
+def check_key(key: str, *, group_fields: bool = True) -> None:
+    """Raise ConfigError, naming the close match, when ``key`` names nothing polyexp has.
+
+    ``key`` is a config key as an override writes it: a setting (``epochs``), a nested one
+    (``tracking.uri``), a group (``averaging``) or, with ``group_fields``, a field that one of the
+    group's options has (``averaging.alpha``; whether the chosen option has it is the plugin's check).
+    Hydra's own keys (``hydra.*``) are Hydra's::
+
+        check_key("epoch")  # ConfigError: epoch is not a polyexp setting (did you mean epochs?); ...
+    """
+    top, _, rest = key.partition(".")
+    if top == "hydra":
+        return
+    settings = {p.name: p for p in SETTINGS}
+    groups = {registry.group: registry for registry in GROUPS}
+    if top not in settings and top not in groups:
+        raise ConfigError(f"{top} is not a polyexp setting{did_you_mean(top, [*settings, *groups])}; settings: "
+                          f"{', '.join(settings)}; groups: {', '.join(groups)}")
+    field = rest.partition(".")[0]
+    if not field:
+        return
+    if top in settings:
+        setting = settings[top]
+        if not setting.nested:
+            raise ConfigError(f"{key} is not a setting: {top} has no fields")
+        check_known(fields_of(setting.type), [field], f"{top}.")
+    elif group_fields:
+        fields = {p.name for plugin in groups[top] for p in plugin.params} | {"name"}
+        if field not in fields:
+            raise ConfigError(f"{top}.{field} is not a field of any {top} option"
+                              f"{did_you_mean(field, fields - {'name'}, top + '.')}; "
+                              f"`python -m polyexp.plugins {top}` lists each option's fields")
+
+
 def experiment_config_class() -> type:
     """The schema Hydra composes: a field per plugin group, then the settings."""
     groups = [Param(registry.group, Any, "???") for registry in GROUPS]
@@ -113,7 +151,7 @@ class Plan:
     config: dict[str, Any]  # the resolved config, plain Python (logged as params, written as config.yaml)
     settings: Settings
     plugins: dict[str, BoundPlugin]  # each group's chosen option, with its config applied
-    window: list[int]  # the members' epochs, member 1 (the latest) first
+    window: list[int] | StepWindow  # the members' epochs (or steps), member 1 (the latest) first
     checkpoint_files: CheckpointFiles | None = None  # trajectory=files: the checkpoints scored instead of training
 
     data = _chosen(DATASETS)
@@ -122,14 +160,27 @@ class Plan:
     weighting = _chosen(WEIGHTINGS)  # the ``averaging`` group: the weights of the average of the n latest
 
     def load_data(self) -> Dataset:
-        """The data plugin's dataset, checked: every split non-empty, every class in training."""
-        return check_dataset(self.data(), self.data.label)
+        """The data plugin's dataset, checked: every split non-empty, every class in training; then
+        :meth:`check_steps`."""
+        data = check_dataset(self.data(), self.data.label)
+        self.check_steps(len(data.x_train))
+        return data
+
+    def check_steps(self, training_rows: int) -> None:
+        """What depends on the number of optimizer steps: the schedule's rates (never negative) and a
+        window by steps (it fits in training)."""
+        per_epoch = batches_per_epoch(training_rows, self.settings.batch_size)
+        factors(self.plugins["schedule"], self.settings.epochs, per_epoch)
+        if isinstance(self.window, StepWindow):
+            self.window.members(self.settings.epochs * per_epoch)
 
 
 def plan(cfg: DictConfig | dict[str, Any]) -> Plan:
     """Check every value of a composed config; raise ConfigError naming the first bad field."""
     config = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     assert isinstance(config, dict)
+    for key in config:  # a key Hydra added (+epoch=10) that nothing reads
+        check_key(key, group_fields=False)
     settings = build(Settings, {p.name: config[p.name] for p in SETTINGS if p.name in config})
     last_seed = settings.seed + settings.seeds - 1
     if last_seed > 2**32 - 1:
@@ -138,8 +189,12 @@ def plan(cfg: DictConfig | dict[str, Any]) -> Plan:
         raise ConfigError.field("swa_start", settings.swa_start, f"it must be <= epochs ({settings.epochs})")
     plugins = {registry.group: registry.bind(config[registry.group]) for registry in GROUPS}
     checkpoint_files = _checkpoint_files(plugins["trajectory"], settings)
-    window = checkpoint_files.epochs if checkpoint_files else check_window(
-        plugins["window"](settings.epochs), settings.epochs, plugins["window"].label)
+    if checkpoint_files:
+        window = checkpoint_files.epochs
+    else:
+        window = plugins["window"](settings.epochs)
+        if not isinstance(window, StepWindow):
+            window = check_window(window, settings.epochs, plugins["window"].label)
     return Plan(config=config, settings=settings, plugins=plugins, window=window, checkpoint_files=checkpoint_files)
 
 

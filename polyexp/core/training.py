@@ -14,7 +14,10 @@ The S seeds' weights are stacked along a leading axis: Keras' ``stateless_call``
 ``tf.vectorized_map`` computes every seed's gradients in one graph, and the optimizer (an elementwise
 one, as SGD and Adam are) steps the stacked variables as one model. A group of one seed runs the same
 loop without the vectorisation; so does a model that cannot be vectorised, one seed after another.
-The window's checkpoints are copied inside the graph into ``K`` preallocated slots.
+The window's checkpoints are copied inside the graph into ``K`` preallocated slots: at the end of
+their epochs, or, for a window by steps, after their optimizer steps (steps count from 1, across
+epochs). A learning-rate schedule (``polyexp.core.schedules``) sets the optimizer's rate before every
+step to the schedule's factor times the optimizer's ``learning_rate``, the same for every seed.
 
 In-training averages, updated inside the loop (off unless asked for):
 
@@ -46,8 +49,11 @@ import tensorflow as tf
 from polyexp.core.data import SPLITS, Dataset
 from polyexp.core.errors import PolyexpError, TrainingDiverged
 from polyexp.core.metrics import correct_and_cross_entropy, mean_cross_entropy
+from polyexp.core.registry import BoundPlugin
+from polyexp.core.schedules import batches_per_epoch, factors
 from polyexp.core.shuffle import orders
 from polyexp.core.trajectory import HISTORY_KEYS, Trajectory
+from polyexp.core.window import StepWindow
 
 log = logging.getLogger(__name__)
 
@@ -62,24 +68,29 @@ def train(
     seeds: Sequence[int],
     epochs: int,
     batch_size: int,
-    window: Sequence[int],
+    window: Sequence[int] | StepWindow,
+    schedule: BoundPlugin | None = None,
     ema_decays: Sequence[float] = (),
     swa_start: int | None = None,
     curve_every: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> Trajectory:
-    """Train one model per seed for ``epochs`` and keep their weights at the ``window`` epochs.
+    """Train one model per seed for ``epochs`` and keep their weights at the ``window`` epochs (or steps).
 
-    ``curve_every`` None scores the curves every epoch for one seed, every 10th for a group (where
-    scoring every seed on every split dominates). Raises TrainingDiverged, with the epoch and seed,
-    as soon as a training loss is NaN or infinite.
+    ``schedule`` None keeps the optimizer's rate. ``curve_every`` None scores the curves every epoch
+    for one seed, every 10th for a group (where scoring every seed on every split dominates). Raises
+    TrainingDiverged, with the epoch and seed, as soon as a training loss is NaN or infinite.
     """
     models = []
     for seed in seeds:
         keras.utils.set_random_seed(seed)
         models.append(build_model())
-    settings = dict(data=data, epochs=epochs, batch_size=batch_size, window=window, ema_decays=tuple(ema_decays),
-                    swa_start=swa_start, curve_every=curve_every or (1 if len(models) == 1 else 10))
+    per_epoch = batches_per_epoch(len(data.x_train), batch_size)
+    rates = None if schedule is None else factors(schedule, epochs, per_epoch)
+    settings = dict(data=data, epochs=epochs, batch_size=batch_size, ema_decays=tuple(ema_decays),
+                    swa_start=swa_start, curve_every=curve_every or (1 if len(models) == 1 else 10),
+                    rate_factors=None if rates is None or np.all(rates == 1) else rates,
+                    **_members(window, epochs, per_epoch))
     if len(models) > 1:
         optimizer = build_optimizer()
         if optimizer.clipnorm or optimizer.global_clipnorm:
@@ -104,6 +115,14 @@ def train(
         parts.append(_Loop([model], [seed], build_optimizer(), vectorize=False, **settings).train(progress))
         done += epochs
     return _concatenate(parts)
+
+
+def _members(window: Sequence[int] | StepWindow, epochs: int, per_epoch: int) -> dict[str, list[int] | None]:
+    """The members' epochs (a step's epoch is the one it is in) and, for a window by steps, their steps."""
+    if not isinstance(window, StepWindow):
+        return {"window": list(window), "window_steps": None}
+    steps = window.members(epochs * per_epoch)
+    return {"window": [math.ceil(step / per_epoch) for step in steps], "window_steps": steps}
 
 
 def configure_threads(threads: int) -> None:
@@ -131,7 +150,9 @@ class _Loop:
         data: Dataset,
         epochs: int,
         batch_size: int,
-        window: Sequence[int],
+        window: list[int],
+        window_steps: list[int] | None,
+        rate_factors: np.ndarray | None,
         ema_decays: tuple[float, ...],
         swa_start: int | None,
         curve_every: int,
@@ -140,7 +161,13 @@ class _Loop:
         self.epochs = epochs
         self.splits = {split: tuple(map(tf.constant, data.split(split))) for split in SPLITS}
         self.rows, self.batch_size = len(data.x_train), batch_size
-        self.steps = math.ceil(self.rows / batch_size)
+        self.steps = batches_per_epoch(self.rows, batch_size)
+        self.rate_factors = None if rate_factors is None else tf.constant(rate_factors, tf.float32)
+        if rate_factors is not None:
+            if not isinstance(optimizer.learning_rate, keras.Variable):
+                raise PolyexpError("a schedule sets the optimizer's rate every step: the optimizer plugin must "
+                                   "give a fixed learning_rate, not a Keras LearningRateSchedule")
+            self.base_rate = tf.constant(optimizer.learning_rate.numpy(), tf.float32)
 
         def stacked(variables: Callable[[keras.Model], list]) -> list[np.ndarray]:
             per_model = [[v.numpy() for v in variables(m)] for m in models]
@@ -154,10 +181,12 @@ class _Loop:
         place = {id(v): ("trainable", i) for i, v in enumerate(self.model.trainable_variables)}
         place |= {id(v): ("state", i) for i, v in enumerate(self.model.non_trainable_variables)}
         self.weight_places = [place[id(w)] for w in self.model.weights]  # model.weights -> stacked variable
-        slot_of_epoch = np.full(epochs + 1, -1, dtype=np.int32)
-        slot_of_epoch[np.asarray(window)] = np.arange(len(window), dtype=np.int32)
+        self.window_steps = window_steps
+        kept_at = window if window_steps is None else window_steps  # epochs, or steps
+        slot_of = np.full((epochs if window_steps is None else epochs * self.steps) + 1, -1, dtype=np.int32)
+        slot_of[np.asarray(kept_at)] = np.arange(len(window), dtype=np.int32)
         self.window = np.asarray(window, dtype=np.int64)
-        self.slot_of_epoch = tf.constant(slot_of_epoch)
+        self.slot_of = tf.constant(slot_of)  # epoch (or step) -> its window slot, -1 for none
         scored = np.arange(epochs + 1) % curve_every == 0
         scored[[1, epochs, *window]] = True
         self.curve_epochs = np.flatnonzero(scored[1:]) + 1
@@ -215,6 +244,7 @@ class _Loop:
             curve_epochs=self.curve_epochs,
             history=self._history(chunks),
             averages=self._averages(),
+            steps=None if self.window_steps is None else np.asarray(self.window_steps, dtype=np.int64),
         )
 
     def _history(self, chunks: list[np.ndarray], all_epochs: bool = False) -> dict[str, np.ndarray]:
@@ -241,8 +271,9 @@ class _Loop:
         count = chunk if self.orders_in_graph else tf.shape(chunk)[0]
 
         def epoch(i: tf.Tensor, metrics: tf.TensorArray, losses: tf.TensorArray) -> tuple:
-            batch_loss = self._train_epoch(self._order(first + i) if self.orders_in_graph else chunk[i])
-            with tf.control_dependencies([self._keep(first + i), *self._swa_update(first + i)]):
+            batch_loss = self._train_epoch(self._order(first + i) if self.orders_in_graph else chunk[i], first + i)
+            keep = [] if self.window_steps else [self._keep(first + i)]
+            with tf.control_dependencies([*keep, *self._swa_update(first + i)]):
                 row = tf.cond(self.scored[first + i], self._score_splits, lambda: unscored)
                 return i + 1, metrics.write(i, row), losses.write(i, batch_loss)
 
@@ -278,9 +309,10 @@ class _Loop:
                 loss += tf.add_n(losses)
         return tape.gradient(loss, trainable), list(state), loss
 
-    def _train_epoch(self, orders: tf.Tensor) -> tf.Tensor:
-        """One epoch of optimizer steps, in each seed's row ``orders`` (S, rows); each seed's mean batch loss."""
+    def _train_epoch(self, orders: tf.Tensor, epoch: tf.Tensor) -> tf.Tensor:
+        """Epoch ``epoch``'s optimizer steps, in each seed's row ``orders`` (S, rows); each seed's mean batch loss."""
         x_train, y_train = self.splits["train"]
+        steps_before = (epoch - 1) * self.steps
 
         def step(i: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             batch = orders[:, i * self.batch_size : (i + 1) * self.batch_size]
@@ -288,15 +320,25 @@ class _Loop:
                 self._seed_step, *self._values(),
                 tf.gather(x_train, batch), tf.gather(y_train, batch),
             )
-            self.optimizer.apply(grads, self.trainable)
+            with tf.control_dependencies(self._set_rate(steps_before + i)):
+                self.optimizer.apply(grads, self.trainable)
             updates = [v.assign(s) for v, s in zip(self.state, state, strict=True)]
             updates += self._ema_update()
+            if self.window_steps:
+                with tf.control_dependencies(updates):  # the weights after this step, state included
+                    updates.append(self._keep(steps_before + i + 1))
             with tf.control_dependencies(updates):
                 return i + 1, total + loss
 
         _, total = tf.while_loop(lambda i, _: i < self.steps, step,
                                  (tf.constant(0), tf.zeros([len(self.seeds)])))
         return total / self.steps
+
+    def _set_rate(self, done: tf.Tensor) -> list[tf.Operation]:
+        """Before the step that follows ``done`` steps: the optimizer's rate as the schedule says."""
+        if self.rate_factors is None:
+            return []
+        return [self.optimizer.learning_rate.assign(self.base_rate * self.rate_factors[done])]
 
     def _ema_update(self) -> list[tf.Operation]:
         if not self.ema_decays:
@@ -321,9 +363,9 @@ class _Loop:
 
         return [tf.cond(epoch >= self.swa_start, update, tf.no_op)]
 
-    def _keep(self, epoch: tf.Tensor) -> tf.Operation:
-        """Copy every seed's weights into the epoch's window slot, if it has one."""
-        slot = self.slot_of_epoch[epoch]
+    def _keep(self, at: tf.Tensor) -> tf.Operation:
+        """Copy every seed's weights into the window slot of this epoch (or step), if it has one."""
+        slot = self.slot_of[at]
 
         def copy() -> tf.Operation:
             pairs = zip(self.slots, self._stacked_weights(), strict=True)
@@ -356,4 +398,5 @@ def _concatenate(parts: list[Trajectory]) -> Trajectory:
         history={k: np.concatenate([p.history[k] for p in parts]) for k in first.history},
         averages={name: [np.concatenate(ws) for ws in zip(*(p.averages[name] for p in parts), strict=True)]
                   for name in first.averages},
+        steps=first.steps,
     )

@@ -6,6 +6,7 @@ The same format serves the trajectory cache and the ``checkpoints.npz`` artifact
     npz = np.load("checkpoints.npz")
     npz["seeds"]                      # (S,) the seeds trained together
     npz["epochs"]                     # (K,) the window's epochs, member 1 (the latest) first
+    npz["steps"]                      # (K,) the members' optimizer steps, for a window by steps only
     npz["weight_names"]               # (W,) the model's weight paths, e.g. "mlp/dense/kernel"
     npz["weight_0"]                   # (S, K, 2, 25): weight 0 of every seed's members, member 1 first
     npz["curve_epochs"]               # (C,) the epochs the learning curves were scored after
@@ -35,12 +36,13 @@ class Trajectory:
     """The window's checkpoints, the learning curves and the in-training averages of a seed group."""
 
     seeds: np.ndarray  # (S,)
-    epochs: np.ndarray  # (K,) the window's epochs, member 1 (the latest) first
+    epochs: np.ndarray  # (K,) the window's epochs, member 1 (the latest) first: the epoch each member ends or is in
     names: list[str]  # the model's weight paths, in ``model.weights`` order
     checkpoints: list[np.ndarray]  # per weight: (S, K, *shape), member 1 first
     curve_epochs: np.ndarray  # (C,) the epochs the learning curves were scored after
     history: dict[str, np.ndarray]  # HISTORY_KEYS -> (S, C): the learning curves at those epochs
     averages: dict[str, list[np.ndarray]] = field(default_factory=dict)  # name -> per weight (S, *shape)
+    steps: np.ndarray | None = None  # (K,) the members' optimizer steps (from 1); None: each at its epoch's end
 
     def seed_weights(self, s: int, member: int) -> list[np.ndarray]:
         """The weights of seed index ``s``'s member ``member`` (0 = the latest), in model order."""
@@ -57,6 +59,8 @@ def write_trajectory(path: Path, trajectory: Trajectory, meta: Mapping[str, Any]
         "averages": np.asarray(list(trajectory.averages), dtype=str),
         "meta": np.asarray(json.dumps(dict(meta or {}))),
     }
+    if trajectory.steps is not None:
+        arrays["steps"] = trajectory.steps
     arrays.update({f"weight_{i}": w for i, w in enumerate(trajectory.checkpoints)})
     arrays.update({f"history_{name}": values for name, values in trajectory.history.items()})
     for name, weights in trajectory.averages.items():
@@ -78,6 +82,7 @@ def read_trajectory(path: Path) -> tuple[Trajectory, dict[str, Any]]:
             averages={
                 str(name): [npz[f"average_{name}_{i}"] for i in range(len(names))] for name in npz["averages"]
             },
+            steps=npz["steps"] if "steps" in npz.files else None,
         )
         meta = _meta(npz)
     return trajectory, meta

@@ -2,12 +2,14 @@
 
 A window plugin takes the number of ``epochs`` and returns the epochs of its members, member 1
 (the latest) first. Epochs count from 1: epoch 500 is the model after 500 epochs (the seed's
-``model_499.h5``)::
+``model_499.h5``). A window by optimizer steps (LAWA's and SWA's unit) returns a :class:`StepWindow`
+instead, whose steps are known once the data is (steps count from 1 as well)::
 
     from polyexp.core.window import WINDOWS
 
     WINDOWS["last"].bind({"size": 3})(500)                   # [500, 499, 498]
     WINDOWS["strided"].bind({"size": 3, "stride": 10})(500)  # [500, 490, 480]
+    WINDOWS["steps"].bind({"size": 3, "every": 2})(500).members(2000)   # [2000, 1998, 1996]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import itertools
 import operator
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
 from polyexp.core.errors import ConfigError, PluginError
@@ -36,6 +39,33 @@ def last(epochs: int, *, size: Size = 10, stride: Stride = 1) -> list[int]:
 def strided(epochs: int, *, size: Size = 10, stride: Stride = 10) -> list[int]:
     """Every `stride`-th epoch, back from the last: `size` of them."""
     return spaced(epochs, size, stride)
+
+
+@dataclass(frozen=True)
+class StepWindow:
+    """The weights after every ``every``-th optimizer step, back from the last: ``size`` of them."""
+
+    every: int
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
+
+    def members(self, total_steps: int) -> list[int]:
+        """The members' steps, the latest first; ConfigError if they do not fit in ``total_steps``."""
+        span = (self.size - 1) * self.every + 1
+        if span > total_steps:
+            raise ConfigError(
+                f"window.size={self.size} with window.every={self.every} spans {span} optimizer steps, more "
+                f"than the {total_steps} steps of training: lower window.size or window.every, or raise epochs"
+            )
+        return [total_steps - i * self.every for i in range(self.size)]
+
+
+@WINDOWS.register
+def steps(epochs: int, *, size: Size = 10, every: Annotated[int, Ge(1)] = 1) -> StepWindow:
+    """The weights every `every` optimizer steps, back from the last step: `size` of them (LAWA's, SWA's unit)."""
+    return StepWindow(every, size)
 
 
 def spaced(epochs: int, size: int, stride: int) -> list[int]:

@@ -2,8 +2,8 @@
 
 - ``config.yaml``: the resolved config; ``identity.json``: what decides the numbers (config fields,
   code fingerprints, libraries, platform; see ``polyexp.core.identity``);
-- ``results.csv``: one row per seed and n: the member's epoch and every per-n score (accuracy, loss and
-  expected calibration error of single, average and ensemble on val and test);
+- ``results.csv``: one row per seed and n: the member's epoch (and step, for a window by steps) and every
+  per-n score (accuracy, loss and expected calibration error of single, average and ensemble on val and test);
 - ``results_mean.csv``: one row per n: each per-n score's mean over seeds and 95% interval;
 - ``summary.json``: the selection on validation and the headline numbers, with intervals;
 - ``averages.csv``: one row per seed and in-training average (EMA, SWA), when there are any;
@@ -31,6 +31,7 @@ from omegaconf import OmegaConf
 
 from polyexp.core.data import Dataset
 from polyexp.core.files import atomic_write, write_text
+from polyexp.core.schedules import batches_per_epoch, factors
 from polyexp.core.trajectory import write_trajectory
 
 if TYPE_CHECKING:  # not at run time: a sweep's summary writes its figure without TensorFlow
@@ -58,9 +59,12 @@ def write_outputs(
     write_text(folder / "identity.json", json.dumps(identity.describe(), indent=1, sort_keys=True))
 
     per_n_keys = [key for key, values in scores.items() if values.ndim == 2]
+    at, at_names = [trajectory.epochs], ["epoch"]  # where each member is
+    if trajectory.steps is not None:
+        at, at_names = [trajectory.epochs, trajectory.steps], ["epoch", "step"]
     write_text(folder / "results.csv", csv_text(
-        ["seed", "n", "epoch", *per_n_keys],
-        ([seed, n + 1, trajectory.epochs[n], *(scores[key][s, n] for key in per_n_keys)]
+        ["seed", "n", *at_names, *per_n_keys],
+        ([seed, n + 1, *(a[n] for a in at), *(scores[key][s, n] for key in per_n_keys)]
          for s, seed in enumerate(seeds) for n in range(k)),
     ))
     write_text(folder / "results_mean.csv", csv_text(
@@ -93,8 +97,8 @@ def write_outputs(
 
     figures = {
         "data": lambda: plots.data_figure(data, plan.data.name),
-        "learning_curves": lambda: plots.learning_curves_figure(history, trajectory.curve_epochs,
-                                                                trajectory.epochs.tolist()),
+        "learning_curves": lambda: plots.learning_curves_figure(
+            history, trajectory.curve_epochs, trajectory.epochs.tolist(), _rates(plan, data), trajectory.steps),
         "accuracy_vs_n": lambda: plots.accuracy_figure(outcome.per_n, outcome.summary, name,
                                                        test_rows=len(data.x_test), seeds=len(seeds)),
         "weights": lambda: plots.weights_figure(
@@ -128,21 +132,33 @@ def print_table(outcome: Outcome) -> None:
     """The seed's table (``> 1: single=0.814, ensemble=0.814``; its "ensemble" is the weight average),
     then the selection on validation.
 
-    With several seeds, each number is the mean over seeds with its 95% interval.
+    With several seeds, each number is the mean over seeds with its 95% interval; with a window by
+    steps, each member's step follows n (``> 1 (step 2000): ...``).
     """
     per_n, summary = outcome.per_n, outcome.summary
     single, averaged = per_n["test_single_acc"], per_n["test_average_acc"]
     several = len(outcome.seeds) > 1
+    steps = outcome.trajectory.steps
     for n in range(len(single.mean)):
+        label = f"{n + 1}" if steps is None else f"{n + 1} (step {steps[n]})"
         if several:
-            print(f"> {n + 1}: single={interval_text(single[n])}, average={interval_text(averaged[n])}, "
+            print(f"> {label}: single={interval_text(single[n])}, average={interval_text(averaged[n])}, "
                   f"gain={interval_text(per_n['test_gain_vs_last'][n], signed=True)}", flush=True)
         else:
-            print(f"> {n + 1}: single={single.mean[n]:.3f}, ensemble={averaged.mean[n]:.3f}", flush=True)
+            print(f"> {label}: single={single.mean[n]:.3f}, ensemble={averaged.mean[n]:.3f}", flush=True)
     seeds = f"mean of {len(outcome.seeds)} seeds [95% CI]" if several else "one seed, no interval: set seeds=10"
     val, test = summary_interval(summary, "selected_val_acc"), summary_interval(summary, "selected_test_acc")
     print(f"selected on validation: n={int(summary['selected_n'])}, val={val}; test={test}, gain over the last "
           f"checkpoint={summary_interval(summary, 'selected_gain_vs_last', signed=True)} ({seeds})", flush=True)
+
+
+def _rates(plan: Plan, data: Dataset) -> np.ndarray | None:
+    """The learning rate of every optimizer step, when the optimizer has a fixed learning_rate to scale."""
+    base = plan.optimizer.config.get("learning_rate")
+    if base is None:
+        return None
+    per_epoch = batches_per_epoch(len(data.x_train), plan.settings.batch_size)
+    return base * factors(plan.plugins["schedule"], plan.settings.epochs, per_epoch)
 
 
 def write_png(path: Path, figure: Figure) -> None:

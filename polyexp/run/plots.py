@@ -50,11 +50,14 @@ def data_figure(data: Dataset, title: str) -> Figure:
 
 
 def learning_curves_figure(
-    history: Mapping[str, np.ndarray], curve_epochs: Sequence[int], window: Sequence[int]
+    history: Mapping[str, np.ndarray], curve_epochs: Sequence[int], window: Sequence[int],
+    rates: np.ndarray | None = None, steps: Sequence[int] | None = None,
 ) -> Figure:
-    """Accuracy and loss on every split per scored epoch, the window shaded; then a close-up of the window."""
-    figure = _figure((14, 4), left=0.05, right=0.98, wspace=0.3, top=0.86)
-    axes = figure.subplots(1, 3)
+    """Accuracy and loss on every split per scored epoch, the window shaded; a close-up of the window
+    with the rate of every optimizer step (``rates``) and the members marked at their ``steps`` (for a
+    window by steps) or epoch ends; then the learning rate over all training."""
+    figure = _figure((19, 4), left=0.04, right=0.98, wspace=0.45, top=0.86)
+    axes = figure.subplots(1, 4)
     epochs = np.asarray(curve_epochs)
     for ax, metric in zip(axes[:2], ("acc", "loss"), strict=True):
         for split, color in (("train", "C0"), ("val", "C2"), ("test", "C1")):
@@ -66,17 +69,53 @@ def learning_curves_figure(
     shown = epochs > max(window) - max(3 * span, 30)
     test = mean_ci(history["test_acc"])
     close_up = axes[2]
-    _band(close_up, epochs[shown], test[shown], "C1", "test")
+    # A point (and interval) per scored epoch; a line joins consecutive epochs alone, never 480 to 490
+    close_up.errorbar(epochs[shown], test.mean[shown], yerr=_error(test[shown]), fmt=".", color="C1", capsize=2,
+                      label="test, at each scored epoch")
+    at, (joined,) = _broken_at_gaps(epochs[shown], test.mean[shown])
+    close_up.plot(at, joined, color="C1", linewidth=1)
     kept = np.isin(epochs, window)
     close_up.plot(epochs[kept], test.mean[kept], "o", color="C1", label="kept checkpoints")
     close_up.axvspan(min(window) - 0.5, max(window) + 0.5, color="grey", alpha=0.2)
     close_up.set(xlabel="epoch", ylabel="test accuracy", title="the end of training")
     close_up.legend(fontsize="small")
+    _rate_panels(axes[3], close_up, rates, epochs[-1], window, steps, epochs[shown][0] - 1)
     seeds = history["train_acc"].shape[0]
     every = "" if len(epochs) == epochs[-1] else f", scored at {len(epochs)} epochs"
     figure.suptitle("Learning curves" + (f": mean of {seeds} seeds, 95% interval shaded" if seeds > 1 else "")
                     + every)
     return figure
+
+
+def _rate_panels(
+    whole: Axes, close_up: Axes, rates: np.ndarray | None, epochs: int, window: Sequence[int],
+    steps: Sequence[int] | None, shown_after: float,
+) -> None:
+    """The learning rate: over all training, each epoch's range and mean (``whole``); over the close-up's
+    epochs, the rate of every step on a second axis, with the members marked at their steps."""
+    if rates is None:
+        whole.set_axis_off()
+        whole.set_title("learning rate: not a fixed number (the optimizer schedules it)", fontsize="small")
+        return
+    per_epoch = len(rates) // epochs
+    by_epoch = rates.reshape(epochs, per_epoch)
+    x = np.arange(1, epochs + 1)
+    whole.fill_between(x, by_epoch.min(axis=1), by_epoch.max(axis=1), color="C4", alpha=0.3,
+                       label="range within each epoch")
+    whole.plot(x, by_epoch.mean(axis=1), color="C4", label="mean of each epoch")
+    whole.set(xlabel="epoch", title="the learning-rate schedule", ylim=(0, None))  # the close-up labels the rate
+    whole.legend(fontsize="small")
+
+    at = np.arange(1, len(rates) + 1) / per_epoch  # step s ends at this fraction of the epochs
+    shown = at > shown_after
+    rate_axis = close_up.twinx()
+    rate_axis.plot(at[shown], rates[shown], color="C4", linewidth=0.8, alpha=0.6)
+    members = np.asarray(window) * per_epoch if steps is None else np.asarray(steps)
+    where = "epoch ends" if steps is None else f"steps {min(steps)}-{max(steps)}"
+    rate_axis.plot(members / per_epoch, rates[members - 1], "|", color="black", markersize=10,
+                   label=f"members' rate ({where})")
+    rate_axis.set(ylabel="learning rate", ylim=(0, None))
+    rate_axis.legend(fontsize="small", loc="lower left")
 
 
 def accuracy_figure(
@@ -96,8 +135,9 @@ def accuracy_figure(
         estimate = per_n[f"test_{method}_acc"]
         if method == "single":
             accuracy.errorbar(n, estimate.mean, yerr=_error(estimate), fmt="o", color=color, capsize=2, label=label)
-        else:
-            _band(accuracy, n, estimate, color, label, marker="o")
+        else:  # the two bands overlap: one shaded, one hatched, so that each stays visible
+            _band(accuracy, n, estimate, color, label, marker="o" if method == "average" else "s",
+                  hatch=method == "ensemble", band_label=f"{method}: 95% interval")
     accuracy.plot(n, per_n["val_average_acc"].mean, linestyle="--", color="C1", alpha=0.6,
                   label="average, on validation (selects n)")
     for i, key in enumerate(sorted(s for s in summary if s.startswith("test_") and s.endswith("_acc"))):
@@ -107,16 +147,14 @@ def accuracy_figure(
         if np.isfinite(summary[f"{key}_ci_low"]):
             accuracy.axhspan(summary[f"{key}_ci_low"], summary[f"{key}_ci_high"], color=color, alpha=0.1)
     selected = int(summary["selected_n"])
-    accuracy.axvline(selected, color="grey", linewidth=0.8)
-    accuracy.annotate(f"selected n = {selected}", (selected, 1), xycoords=("data", "axes fraction"),
-                      xytext=(3, -12), textcoords="offset points", fontsize="small", color="grey")
+    accuracy.axvline(selected, color="grey", linewidth=0.8, label=f"selected on validation: n = {selected}")
     accuracy.set(xlabel="n (checkpoints, the latest first)", ylabel=f"test accuracy ({_row_worth(test_rows)})")
     accuracy.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2)
 
     _band(gain, n, per_n["test_gain_vs_last"], "C1", "average of the n latest - last checkpoint", marker="o")
     gain.axhline(0, color="black", linewidth=0.8)
     gain.set(xlabel="n", ylabel=f"test accuracy gain ({_row_worth(test_rows)})",
-             title="gain over the last checkpoint, paired over seeds")
+             title="gain over the last checkpoint" + (", paired over seeds" if seeds > 1 else ", one seed"))
     gain.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.14))
     for ax in (accuracy, gain):
         ax.set_xticks(_ticks(k))
@@ -143,41 +181,69 @@ def weights_figure(matrix: np.ndarray, title: str) -> Figure:
 
 def sweep_figure(jobs: Sequence[Mapping], test_rows: int | None) -> Figure:
     """A sweep's jobs ranked by their validation score, each with its test accuracy and interval;
-    then each job's average accuracy against n.
+    below it, each job's average accuracy against n.
+
+    One column 6.4 inches (640 px) wide, as MLflow's artifact view shows an image (about 500 px): the
+    panels stacked, the ranking as tall as its jobs need, each legend under its panel, no empty band.
 
     ``jobs``: dicts with ``name``, ``selected_val_acc``, ``selected_test_acc`` (+ ``_ci_low`` /
     ``_ci_high``) and ``test_average_acc`` (the mean per n).
     """
     ranked = sorted(jobs, key=lambda j: -j["selected_val_acc"])
-    height = max(3.5, 0.35 * len(ranked) + 1.5)
-    figure = _figure((13, height), left=0.17, right=0.98, wspace=0.3, bottom=1.3 / height, top=1 - 0.5 / height)
-    ranking, curves = figure.subplots(1, 2)
+    # heights in inches: title, ranking, its axis + legend + the next title, curves, their axis + legend
+    legend_rows = int(np.ceil(len(ranked) / 2))
+    parts = (0.35, 0.28 * len(ranked) + 0.4, 1.2, 2.4, 0.55 + 0.17 * legend_rows)
+    height = sum(parts)
+    name_width = max(len(str(j["name"])) for j in ranked)
+    figure = _figure((6.4, height), left=min(0.5, 0.08 + 0.0105 * name_width), right=0.97,
+                     top=1 - parts[0] / height, bottom=parts[4] / height, hspace=parts[2] / ((parts[1] + parts[3]) / 2))
+    ranking, curves = figure.subplots(2, 1, height_ratios=[parts[1], parts[3]])
     y = np.arange(len(ranked))[::-1]
     test = Estimate(*(np.array([j[f"selected_test_acc{s}"] for j in ranked], dtype=float)
                       for s in ("", "_ci_low", "_ci_high")))
     ranking.errorbar(test.mean, y, xerr=_error(test), fmt="o", color="C1", capsize=3,
-                     label="test accuracy of the selected n (95% interval)")
+                     label="test accuracy, selected n (95% interval)")
     ranking.plot([j["selected_val_acc"] for j in ranked], y, "D", color="C2", label="validation score (ranks)")
     ranking.set_yticks(y, [j["name"] for j in ranked], fontsize="small")
+    ranking.set_ylim(-0.6, len(ranked) - 0.4)
     row = f" ({_row_worth(test_rows)})" if test_rows else ""
-    ranking.set(xlabel=f"accuracy{row}", title="jobs ranked on validation, best first")
-    ranking.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.6 / height * 2.2), ncols=2)
+    ranking.set(xlabel=f"accuracy{row}")
+    ranking.set_title("jobs ranked on validation, best first", fontsize="medium")
+    ranking.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.42 / parts[1]), ncols=2)
     longest = 1
     for job in ranked:
         values = job.get("test_average_acc") or []
         curves.plot(np.arange(1, len(values) + 1), values, marker="o", markersize=3, label=job["name"])
         longest = max(longest, len(values))
-    curves.set(title="average of the n latest: test accuracy (mean over seeds)", xlabel="n",
-               ylabel="test accuracy")
+    curves.set(xlabel="n", ylabel="test accuracy")
+    curves.set_title("average of the n latest: test accuracy (mean over seeds)", fontsize="medium")
     curves.set_xticks(_ticks(longest))
-    curves.legend(fontsize="x-small")
+    curves.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.42 / parts[3]), ncols=2)
     return figure
 
 
-def _band(ax: Axes, x: np.ndarray, estimate: Estimate, color: str, label: str, marker: str | None = None) -> None:
+def _band(
+    ax: Axes, x: np.ndarray, estimate: Estimate, color: str, label: str, marker: str | None = None, *,
+    hatch: bool = False, band_label: str | None = None,
+) -> None:
+    """The mean as a line, its interval as a band: shaded, or hatched and outlined (to show through another)."""
     ax.plot(x, estimate.mean, color=color, label=label, marker=marker, markersize=3)
-    if np.all(np.isfinite(estimate.low)):
-        ax.fill_between(x, estimate.low, estimate.high, color=color, alpha=0.2, linewidth=0)
+    if not np.all(np.isfinite(estimate.low)):
+        return
+    if hatch:
+        ax.fill_between(x, estimate.low, estimate.high, facecolor="none", edgecolor=color, hatch="////",
+                        linewidth=0.8, linestyle="--", label=band_label)
+    else:
+        ax.fill_between(x, estimate.low, estimate.high, color=color, alpha=0.2, linewidth=0, label=band_label)
+
+
+def _broken_at_gaps(x: np.ndarray, *ys: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``x`` and ``ys`` with a NaN between values whose ``x`` are not consecutive integers (no line across).
+
+    ``_broken_at_gaps(np.array([480, 490, 491]), y)`` gives ``[480, nan, 490, 491]`` and ``[y0, nan, y1, y2]``.
+    """
+    gaps = np.flatnonzero(np.diff(x) > 1) + 1
+    return np.insert(x.astype(float), gaps, np.nan), [np.insert(y.astype(float), gaps, np.nan) for y in ys]
 
 
 def _error(estimate: Estimate) -> np.ndarray | None:

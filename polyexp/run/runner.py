@@ -78,7 +78,7 @@ def run_job(
         )
         write_job_report(job.output_dir, result)  # logged with the run: what a later, skipped job reuses
         tracking.log_metrics(client, run_id, metric_rows(outcome), tags=tags)
-        tracking.guarded(client.log_artifacts, run_id, str(job.output_dir))
+        tracking.log_folder(client, run_id, job.output_dir)
     print_table(outcome)
     if job.sweep is None:  # a sweep points at its parent run when it ends
         log.info("%s", links.view_hint(store.uri, store.experiment_id, run_id,

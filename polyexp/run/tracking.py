@@ -18,6 +18,7 @@ import subprocess
 import time
 import traceback
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from polyexp.core.errors import TrackingError
+from polyexp.core.errors import TrackingError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +217,48 @@ def guarded(call: Any, *args: Any, **kwargs: Any) -> Any:
         raise TrackingError(refusal(uri, exc) or f"MLflow {call.__name__} failed: {first_line(exc)}") from exc
 
 
+def log_folder(client: MlflowClient, run_id: str, folder: Path) -> None:
+    """Log every file under ``folder`` as the run's artifacts, stored once where the disk allows.
+
+    When the run's artifacts live in a local folder on the same file system (the default:
+    ``mlartifacts/`` beside ``mlflow.db``), each file is hard-linked there: the job's folder and the
+    MLflow run show the same files and the disk holds them once. Anywhere else (a tracking server,
+    another file system) they are copied, and the job's folder is the copy a tracking failure cannot lose.
+    """
+    target = local_artifact_dir(guarded(client.get_run, run_id).info.artifact_uri)
+    if target is not None:
+        try:
+            _link_tree(folder, target)
+            return
+        except OSError as exc:
+            log.debug("copying the artifacts instead of linking them into %s: %s", target, exc.strerror)
+    guarded(client.log_artifacts, run_id, str(folder))
+
+
+def local_artifact_dir(artifact_uri: str) -> Path | None:
+    """The folder of a run's artifacts when it is a local path or ``file:`` URI, else None."""
+    parsed = urllib.parse.urlparse(artifact_uri)
+    if parsed.scheme == "file":
+        return Path(urllib.request.url2pathname(parsed.path))
+    return Path(artifact_uri) if not parsed.scheme else None
+
+
+def _link_tree(folder: Path, target: Path) -> None:
+    """Hard-link every file under ``folder`` to the same place under ``target``; all of them or none."""
+    linked: list[Path] = []
+    try:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            link = target / path.relative_to(folder)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.unlink(missing_ok=True)
+            os.link(path, link)
+            linked.append(link)
+    except OSError:
+        for link in linked:
+            link.unlink()
+        raise
+
+
 def _check_sqlite_file(path: Path) -> None:
     folder = path.parent
     try:
@@ -283,11 +326,6 @@ def artifact_root(uri: str) -> str | None:
     if uri.startswith("sqlite:///"):
         return str(Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts")
     return None  # a server decides
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:500]
 
 
 def parameters_of(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -99,16 +99,17 @@ class PluginAwareSweeper(BasicSweeper):
         from polyexp.sweep.parent import plan_of
 
         assert self.config is not None and self.hydra_context is not None
-        loaded: set[str] = set()
+        training_rows: dict[str, int] = {}  # by data config
         plans = []
         for number, job in enumerate(jobs, start=1):
             where = f"job {number} ({' '.join(job) or 'defaults'})"
             try:
                 experiment = plan_of(self.hydra_context.config_loader.load_sweep_config(self.config, list(job)))
-                data = json.dumps(experiment.config["data"], sort_keys=True)
-                if data not in loaded:
-                    experiment.load_data()
-                    loaded.add(data)
+                data_key = json.dumps(experiment.config["data"], sort_keys=True)
+                if data_key in training_rows:
+                    experiment.check_steps(training_rows[data_key])
+                else:
+                    training_rows[data_key] = len(experiment.load_data().x_train)
                 plans.append(experiment)
             except PolyexpError as exc:
                 raise type(exc)(f"{where}: {exc}") from exc

@@ -1,0 +1,113 @@
+"""What the figures draw, checked on their artists: bands that stay visible, points where curves were
+scored, labels that cover no data, and a sweep figure laid out for MLflow's artifact view (~500 px)."""
+
+import numpy as np
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PolyCollection
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
+
+from polyexp.core.statistics import Estimate
+from polyexp.run import plots
+
+K = 10
+
+
+def estimate(values: np.ndarray) -> Estimate:
+    """Mean and t interval over seeds (axis 0), computed here with numpy alone."""
+    seeds = len(values)
+    mean = values.mean(axis=0)
+    if seeds < 2:
+        return Estimate(mean, np.full_like(mean, np.nan), np.full_like(mean, np.nan))
+    half = {10: 2.262157}[seeds] * values.std(axis=0, ddof=1) / np.sqrt(seeds)
+    return Estimate(mean, mean - half, mean + half)
+
+
+def accuracy_figure(seeds: int) -> Figure:
+    rng = np.random.default_rng(0)
+    average = 0.805 + 0.0015 * np.arange(K) + rng.normal(0, 0.008, (seeds, K))
+    single = 0.8 + rng.normal(0, 0.01, (seeds, K))
+    per_n = {"test_single_acc": estimate(single), "test_average_acc": estimate(average),
+             "test_ensemble_acc": estimate(average + rng.normal(0, 0.003, (seeds, K))),
+             "val_average_acc": estimate(average + 0.01), "test_gain_vs_last": estimate(average - single[:, :1])}
+    return plots.accuracy_figure(per_n, {"selected_n": 6.0}, "equal", test_rows=1000, seeds=seeds)
+
+
+def bands(ax) -> dict[str, PolyCollection]:
+    return {c.get_label(): c for c in ax.collections if isinstance(c, PolyCollection)}
+
+
+def test_the_average_band_is_shaded_and_the_ensemble_band_hatched_so_both_stay_visible():
+    accuracy = accuracy_figure(10).axes[0]
+    found = bands(accuracy)
+    average, ensemble = found["average: 95% interval"], found["ensemble: 95% interval"]
+    assert not average.get_hatch() and average.get_facecolor()[0][3] > 0  # shaded
+    assert ensemble.get_hatch() == "////" and all(face[3] == 0 for face in ensemble.get_facecolor())  # see-through
+    assert tuple(ensemble.get_edgecolor()[0][:3]) == pytest.approx(to_rgba("C2")[:3])
+    legend = [t.get_text() for t in accuracy.get_legend().get_texts()]
+    assert "average: 95% interval" in legend and "ensemble: 95% interval" in legend
+
+
+def test_one_seed_draws_no_band_and_its_gain_panel_is_not_paired_over_seeds():
+    figure = accuracy_figure(1)
+    accuracy, gain = figure.axes[:2]
+    assert bands(accuracy) == {} and bands(gain) == {}
+    assert gain.get_title() == "gain over the last checkpoint, one seed"
+    assert accuracy_figure(10).axes[1].get_title() == "gain over the last checkpoint, paired over seeds"
+
+
+def test_the_selected_n_is_a_line_named_in_the_legend_not_a_label_over_the_points():
+    accuracy = accuracy_figure(10).axes[0]
+    assert len(accuracy.texts) == 0  # no annotation drawn inside the panel, where points are
+    (line,) = [line for line in accuracy.lines if line.get_label() == "selected on validation: n = 6"]
+    assert list(line.get_xdata()) == [6, 6]
+    assert "selected on validation: n = 6" in [t.get_text() for t in accuracy.get_legend().get_texts()]
+
+
+def test_the_end_of_training_panel_draws_points_and_joins_only_consecutive_scored_epochs():
+    epochs = [*range(10, 491, 10), *range(491, 501)]  # a group of seeds: every 10th epoch, then the window
+    rng = np.random.default_rng(1)
+    history = {f"{split}_{metric}": rng.uniform(0.5, 0.9, (10, len(epochs)))
+               for split in ("train", "val", "test") for metric in ("acc", "loss")}
+    close_up = plots.learning_curves_figure(history, epochs, list(range(500, 490, -1))).axes[2]
+    (points,) = [c for c in close_up.containers if c.get_label() == "test, at each scored epoch"]
+    marks = points.lines[0]
+    assert marks.get_linestyle() == "None" and marks.get_marker() == "."
+    assert {480, 490, 491, 500} <= set(marks.get_xdata().tolist())
+    mean = history["test_acc"].mean(axis=0)
+    np.testing.assert_allclose(marks.get_ydata()[list(marks.get_xdata()).index(480)], mean[epochs.index(480)])
+    for line in close_up.lines:
+        if line.get_linestyle() == "None":
+            continue
+        x = np.asarray(line.get_xdata(), dtype=float)
+        joined = np.isfinite(x[:-1]) & np.isfinite(x[1:])
+        assert np.all(np.diff(x)[joined] <= 1), f"{line.get_label()} joins unscored epochs"
+
+
+def sweep_jobs(count: int) -> list[dict]:
+    return [{"name": f"exp alpha={i + 1} epochs=50", "selected_val_acc": 0.80 + 0.001 * i,
+             "selected_test_acc": 0.79 + 0.002 * i, "selected_test_acc_ci_low": 0.785 + 0.002 * i,
+             "selected_test_acc_ci_high": 0.795 + 0.002 * i, "test_average_acc": list(0.8 + 0.001 * np.arange(K))}
+            for i in range(count)]
+
+
+@pytest.mark.parametrize("count", [1, 6, 12])
+def test_the_sweep_figure_fits_mlflow_s_artifact_view_with_no_empty_band(count):
+    figure = plots.sweep_figure(sweep_jobs(count), test_rows=1000)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    width, height = figure.get_size_inches() * figure.dpi
+    assert width <= 700 and height >= width / 2  # shown ~500 px wide: scaled by 0.7 or more, one column
+    ranking, curves = figure.axes
+    assert ranking.get_position().y0 > curves.get_position().y1  # stacked: the ranking above
+    drawn = figure.get_tightbbox(renderer)  # inches
+    margins = [drawn.x0, drawn.y0, figure.get_figwidth() - drawn.x1, figure.get_figheight() - drawn.y1]
+    assert max(margins) < 0.35, margins  # nothing left blank along an edge
+    assert min(margins) >= 0  # and nothing cut off
+    texts = [ranking.xaxis.label, curves.title, curves.xaxis.label]
+    for legend in (ranking.get_legend(), curves.get_legend()):
+        box = legend.get_window_extent(renderer)
+        assert not any(Bbox.intersection(box, ax.get_window_extent(renderer)) for ax in figure.axes)
+        assert not any(Bbox.intersection(box, t.get_window_extent(renderer)) for t in texts if t.get_text())
+    assert ranking.get_yticklabels()[0].get_text() == f"exp alpha={count} epochs=50"  # best first
