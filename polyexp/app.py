@@ -20,12 +20,13 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from polyexp.core.averaging import WEIGHTINGS
 from polyexp.core.errors import ConfigError, PolyexpError
 from polyexp.core.settings import plan
 from polyexp.hydra_setup import check_override_keys, config_path, register_configs
 from polyexp.run import stop
 from polyexp.run.job import Job, JobResult, run_name, write_job_report
-from polyexp.sweep.parent import close_sweeps, failed_sweeps, finished_run, read_sweep
+from polyexp.sweep.parent import close_sweeps, failed_sweeps, read_sweep
 from polyexp.sweep.sweeper import sweep_fields_of_swept_groups
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ def main(cfg: DictConfig) -> float | None:
     """One Hydra job; returns its validation score (what an optimising sweeper maximises)."""
     stop.check()  # a Ctrl-C that an earlier job of the sweep lost stops the sweep here
     job = current_job()
+    weighting = OmegaConf.select(cfg, f"{WEIGHTINGS.group}.name", default="?")
+    name = run_name(weighting, job.overrides, job.sweep.swept_keys if job.sweep else None)
     try:
         experiment = plan(cfg)
         settings = experiment.settings.tracking
@@ -48,10 +51,11 @@ def main(cfg: DictConfig) -> float | None:
         data = None if may_skip else experiment.load_data()
         from polyexp.core.identity import job_identity
         from polyexp.run import tracking  # loads MLflow: only once the config is checked
+        from polyexp.run.resume import finished_run
 
         store = tracking.open_store(settings.uri, settings.experiment, job.launch_dir)
         identity = job_identity(experiment)
-        result = finished_run(store, identity, job) if may_skip else None
+        result = finished_run(store, identity, job, name) if may_skip else None
         if result is None:
             data = experiment.load_data() if data is None else data
             from polyexp.run.quiet import import_tensorflow
@@ -61,10 +65,8 @@ def main(cfg: DictConfig) -> float | None:
 
             result = run_job(experiment, data, job, store, identity)
     except BaseException as exc:
-        weighting = OmegaConf.select(cfg, "averaging.name", default="?")
-        swept = job.sweep.swept_keys if job.sweep else None
-        name = run_name(weighting, job.overrides, swept)
-        write_job_report(job.output_dir, JobResult("failed", name, list(job.overrides), error=str(exc)))
+        write_job_report(job.output_dir, JobResult("failed", name, list(job.overrides), error=failure_reason(exc),
+                                                   number=job.position))
         if isinstance(exc, PolyexpError):
             if job.sweep is not None:
                 log.error("%s failed: %s", job.label, exc)  # Hydra reports only the sweep's first failure
@@ -72,6 +74,15 @@ def main(cfg: DictConfig) -> float | None:
         raise
     write_job_report(job.output_dir, result)
     return result.selected_val_acc
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a job ended without a result, never empty: ``interrupted (Ctrl-C)`` for a bare KeyboardInterrupt."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    if isinstance(exc, Terminated):
+        return "terminated (SIGTERM)"
+    return str(exc) or type(exc).__name__
 
 
 def current_job() -> Job:
@@ -119,7 +130,7 @@ def cli() -> None:
         sys.exit(str(exc))  # one line, exit status 1, as Hydra shows a bad override
     sys.argv[1:] = sweep_fields_of_swept_groups(sys.argv[1:])
     try:
-        main()
+        main()  # polyexp's sweeper closes its sweep itself; close_sweeps ends one a foreign sweeper left
         stop.check()  # a Ctrl-C lost where it landed still ends the command as interrupted
     except KeyboardInterrupt:
         close_sweeps(interrupted=True)

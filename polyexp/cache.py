@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from polyexp.run.trajectory_cache import TrajectoryCache, default_cache_dir
+from polyexp.run.trajectory_cache import TrajectoryCache, cache_dir
 
 
 def describe_entry(path: Path, meta: dict[str, Any]) -> str:
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m polyexp.cache [info|clear] [DIR]``: show or empty the trajectory cache."""
     args = sys.argv[1:] if argv is None else argv
     command = args[0] if args else "info"
-    root = Path(args[1]) if len(args) > 1 else default_cache_dir()
+    root = cache_dir(args[1] if len(args) > 1 else None)
     cache = TrajectoryCache(root)
     if command == "clear":
         print(f"removed {cache.clear()} files from {cache.folder}")

@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(runs_url(ui_address(uri), experiment_id), flush=True)
             return 0
         _check_port(args.port)
-        with _serving(uri, args.port, tracking._artifact_root(uri)) as server:
+        with _serving(uri, args.port, tracking.artifact_root(uri)) as server:
             print(f"MLflow UI for {_show_store(uri)} on http://{HOST}:{args.port} (Ctrl-C stops it); "
                   f"the {args.experiment} runs:", flush=True)
             print(runs_url(ui_address(uri, args.port), experiment_id), flush=True)

@@ -119,6 +119,26 @@ def test_turning_skipping_off_runs_every_job(alpha_sweep):
     assert "skipped, its identity" not in again.stderr and len(cli.jobs()) == count + 1
 
 
+def test_a_new_sweep_shows_the_job_an_earlier_sweep_finished(alpha_sweep):
+    cli, _ = alpha_sweep
+    earlier = next(r for r in cli.jobs() if r.info.run_name == "exp alpha=2" and r.info.status == "FINISHED")
+    other = cli.run("seeds=3", "averaging=exp", "averaging.alpha=2,8", "-m")
+    assert other.returncode == 0, other.stderr
+    parent = cli.sweeps()[-1]
+    assert parent.info.run_name == "sweep seeds=3 exp alpha=2,8" and parent.data.metrics["jobs_skipped"] == 1
+    line = f"exp alpha=2 is run {earlier.info.run_id} (exp alpha=2) of sweep seeds=3 exp alpha=1,2,4"
+    assert f"  reused: {line}; outputs: " in other.stdout  # under the ranking
+    assert parent.data.tags["polyexp.reused_jobs"].startswith(line)
+    sweep_dir = Path(parent.data.tags["polyexp.sweep_dir"])
+    rows = {r["run_name"]: r for r in csv.DictReader((sweep_dir / "sweep_results.csv").read_text().splitlines())}
+    assert rows["exp alpha=2"]["status"] == "skipped" and rows["exp alpha=2"]["reused_run_id"] == earlier.info.run_id
+    assert rows["exp alpha=2"]["selected_n"] == str(int(earlier.data.metrics["selected_n"]))  # 8, not 8.0
+    assert sorted(r["job"] for r in rows.values()) == ["1", "2"]
+    reused = sweep_dir / "0" / "reused_outputs"  # its outputs, reachable from the new sweep's job folder
+    assert reused.is_symlink() and (reused / "summary.json").is_file()
+    assert reused.resolve() == Path(earlier.data.tags["polyexp.output_dir"]).resolve()
+
+
 def test_failing_jobs_are_logged_and_the_rest_of_the_sweep_goes_on(cli):
     path = os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
     env = {"POLYEXP_PLUGINS": "misbehaving_plugins", "PYTHONPATH": path}
@@ -147,7 +167,8 @@ def test_failing_jobs_are_logged_and_the_rest_of_the_sweep_goes_on(cli):
     assert parent.info.status == "FAILED"
     assert parent.data.metrics["jobs_failed"] == 6 and parent.data.metrics["jobs_finished"] == 1
     failed = parent.data.tags["polyexp.failed_jobs"].splitlines()
-    assert len(failed) == 6 and failed[0].startswith("job 1 (too_many): averaging plugin 'too_many' returned")
+    # numbered from 1, as in the lines "job 2/7 failed" above
+    assert len(failed) == 6 and failed[0].startswith("job 2 (too_many): averaging plugin 'too_many' returned")
 
 
 def test_equal_linear_and_exp_at_three_alphas_in_one_command(cli: Cli):

@@ -30,8 +30,7 @@ def test_the_build_is_silent(tmp_path):
 
 def test_the_wheel_ships_the_configs(site):
     installed = {p.relative_to(site / "polyexp").as_posix() for p in (site / "polyexp" / "conf").rglob("*.yaml")}
-    assert installed == {"conf/config.yaml", "conf/hydra/launcher/slurm.yaml", "conf/hydra/launcher/ray_cluster.yaml",
-                         "conf/hydra/sweeper/polyexp.yaml"}
+    assert installed == {"conf/config.yaml", "conf/hydra/launcher/slurm.yaml", "conf/hydra/launcher/ray_cluster.yaml"}
     assert not (site / "conf").exists()
 
 

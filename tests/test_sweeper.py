@@ -1,9 +1,12 @@
 """The sweep's jobs: Hydra's product, each plugin field kept for the options that have it."""
 
 import pytest
+from conftest import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from polyexp.core.errors import ConfigError
+from polyexp.core.settings import plan
+from polyexp.run.job import run_name
 from polyexp.sweep.parent import sweep_key, sweep_name
 from polyexp.sweep.sweeper import expand, sweep_fields_of_swept_groups
 
@@ -57,10 +60,25 @@ def test_a_sweep_is_named_short_and_known_again_by_its_overrides():
     assert sweep_name(overrides) == "sweep exp alpha=1,2,4"
     named = sweep_name(["seeds=10", "data=digits", "averaging=equal,linear"])
     assert named == "sweep seeds=10 data=digits equal,linear"
-    assert sweep_key(overrides, "polyexp") == sweep_key(["averaging.alpha=1,2,4", "averaging=exp", "threads=1"],
-                                                         "polyexp")
-    assert sweep_key(overrides, "polyexp") != sweep_key(["averaging=exp", "averaging.alpha=1,2"], "polyexp")
-    assert sweep_key(overrides, "polyexp") != sweep_key(overrides, "other")
+
+
+
+def plans(*jobs: tuple[str, ...]) -> list:
+    return [plan(compose(job)) for job in jobs]
+
+
+def test_a_sweep_is_known_again_by_its_jobs_configs_as_the_schema_says():
+    alphas = plans(("averaging=exp", "averaging.alpha=1"), ("averaging=exp", "averaging.alpha=2"))
+    key = sweep_key("polyexp", alphas)
+    assert key == sweep_key("polyexp", alphas[::-1])  # the order of the jobs does not matter
+    # threads and tracking never change a number (Affects.NOTHING): the same sweep
+    assert key == sweep_key("polyexp", plans(("averaging=exp", "averaging.alpha=2", "threads=1"),
+                                             ("averaging=exp", "averaging.alpha=1", "tracking.skip_finished=false")))
+    # alpha=2.0 is alpha=2 once the schema has typed it
+    assert key == sweep_key("polyexp", plans(("averaging=exp", "averaging.alpha=1.0"), ("averaging=exp",)))
+    assert key != sweep_key("polyexp", alphas[:1])
+    assert key != sweep_key("other", alphas)
+    assert key != sweep_key("polyexp", alphas, searched=["averaging.alpha=interval(1,2)"])
 
 
 @pytest.mark.parametrize(("arguments", "expected"), [
@@ -82,3 +100,32 @@ def test_a_one_value_sweep_reads_as_its_value_in_the_sweep_name():
     assert sweep_name(["averaging=equal,exp", "averaging.alpha=choice(4)"]) == "sweep equal,exp alpha=4"
     assert jobs("averaging=equal,exp", "averaging.alpha=choice(4)") == [
         ["averaging=equal"], ["averaging=exp", "averaging.alpha=4"]]
+
+
+def test_repeated_values_are_repeated_jobs_as_in_hydra():
+    assert jobs("seed=1,1") == [["seed=1"], ["seed=1"]]
+    assert jobs("averaging=exp,exp", "averaging.alpha=3") == [["averaging=exp", "averaging.alpha=3"]] * 2
+
+
+def test_a_job_and_its_sweep_are_named_by_one_function():
+    overrides = ["seeds=3", "averaging=exp", "averaging.alpha=2", "hydra.job.chdir=false"]
+    assert run_name("exp", overrides, None) == "exp seeds=3 alpha=2"
+    assert run_name("exp", overrides, ["averaging.alpha"]) == "exp alpha=2"
+    assert run_name("exp", ["+averaging.alpha=7.180374727086953"], None) == "exp alpha=7.18037"
+    assert sweep_name(overrides) == "sweep seeds=3 exp alpha=2"
+
+
+def test_another_apps_config_gets_hydras_basic_sweep_with_its_own_fields():
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.polyexp_sweeper import PolyexpSweeper
+
+    overrides = OverridesParser.create().parse_overrides(["model=mlp", "model.foo=1,2", "x=1,1"])
+    with pytest.raises(ConfigError, match=r"model\.foo is not a field of the chosen model"):
+        jobs("model=mlp", "model.foo=1,2")  # on polyexp's config, mlp has no field foo
+    sweeper = PolyexpSweeper(max_batch_size=2)
+    sweeper.config = OmegaConf.create({"model": {"foo": 0}, "x": 0})
+    assert sweeper.split_arguments(overrides, sweeper.max_batch_size) == [
+        [["model=mlp", "model.foo=1", "x=1"], ["model=mlp", "model.foo=1", "x=1"]],
+        [["model=mlp", "model.foo=2", "x=1"], ["model=mlp", "model.foo=2", "x=1"]],
+    ]

@@ -139,19 +139,25 @@ def experiment_config_class() -> type:
     return config_class("ExperimentConfig", (*groups, *SETTINGS))
 
 
+def _chosen(registry: Registry) -> property:
+    """A Plan's view of one group's chosen option (kept once, in ``Plan.plugins``)."""
+    return property(lambda plan: plan.plugins[registry.group], doc=f"the chosen {registry.group} option")
+
+
 @dataclass(frozen=True)
 class Plan:
     """A checked experiment: the settings, each plugin with its config applied, the window's epochs."""
 
     config: dict[str, Any]  # the resolved config, plain Python (logged as params, written as config.yaml)
     settings: Settings
-    data: BoundPlugin
-    model: BoundPlugin
-    optimizer: BoundPlugin
-    weighting: BoundPlugin
+    plugins: dict[str, BoundPlugin]  # each group's chosen option, with its config applied
     window: list[int] | StepWindow  # the members' epochs (or steps), member 1 (the latest) first
-    plugins: dict[str, BoundPlugin]  # by group
     checkpoint_files: CheckpointFiles | None = None  # trajectory=files: the checkpoints scored instead of training
+
+    data = _chosen(DATASETS)
+    model = _chosen(MODELS)
+    optimizer = _chosen(OPTIMIZERS)
+    weighting = _chosen(WEIGHTINGS)  # the ``averaging`` group: the weights of the average of the n latest
 
     def load_data(self) -> Dataset:
         """The data plugin's dataset, checked: every split non-empty, every class in training; then
@@ -189,17 +195,7 @@ def plan(cfg: DictConfig | dict[str, Any]) -> Plan:
         window = plugins["window"](settings.epochs)
         if not isinstance(window, StepWindow):
             window = check_window(window, settings.epochs, plugins["window"].label)
-    return Plan(
-        config=config,
-        settings=settings,
-        data=plugins["data"],
-        model=plugins["model"],
-        optimizer=plugins["optimizer"],
-        weighting=plugins["averaging"],
-        window=window,
-        plugins=plugins,
-        checkpoint_files=checkpoint_files,
-    )
+    return Plan(config=config, settings=settings, plugins=plugins, window=window, checkpoint_files=checkpoint_files)
 
 
 def _checkpoint_files(source: BoundPlugin, settings: Settings) -> CheckpointFiles | None:

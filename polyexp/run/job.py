@@ -8,10 +8,12 @@ before they had an MLflow run.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from polyexp.core.averaging import WEIGHTINGS
 from polyexp.core.files import write_text
 
 JOB_REPORT = "polyexp_job.json"
@@ -39,11 +41,16 @@ class Job:
     workers: int = 1  # jobs running side by side on this machine
 
     @property
+    def position(self) -> int | None:
+        """The job's place in its sweep, from 1 (Hydra counts from 0); None outside a sweep."""
+        return None if self.sweep is None else self.number + 1
+
+    @property
     def label(self) -> str:
         if self.sweep is None:
             return "job"
         total = f"/{self.sweep.num_jobs}" if self.sweep.num_jobs else ""
-        return f"job {self.number + 1}{total}"
+        return f"job {self.position}{total}"
 
 
 @dataclass
@@ -59,6 +66,8 @@ class JobResult:
     test_average_acc: list[float] = field(default_factory=list)  # mean over seeds, per n
     test_rows: int | None = None
     error: str | None = None
+    number: int | None = None  # the job's place in its sweep, from 1
+    reused: dict[str, str] | None = None  # a skipped job's earlier run: run_id, run_name, parent, output_dir
 
     @property
     def selected_val_acc(self) -> float | None:
@@ -66,17 +75,33 @@ class JobResult:
         return self.summary.get("selected_val_acc")
 
 
+def split_override(override: str) -> tuple[str, str]:
+    """``+averaging.alpha=2`` as ``("averaging.alpha", "2")``: the key without Hydra's ``+``/``~``, and the value."""
+    key, _, value = override.partition("=")
+    return key.lstrip("+~"), value
+
+
+def override_words(overrides: Iterable[str]) -> list[str]:
+    """Overrides as a name reads them: the weighting's option and its fields by their own names.
+
+    ``["seeds=3", "averaging=exp", "averaging.alpha=choice(2)"]`` -> ``["seeds=3", "exp", "alpha=2"]``;
+    Hydra's own overrides are left out.
+    """
+    words = []
+    for override in overrides:
+        key, value = split_override(override)
+        if key.startswith(("hydra.", "hydra/")):
+            continue
+        value = _short(re.sub(r"^choice\((.*)\)$", r"\1", value))
+        words.append(value if key == WEIGHTINGS.group else f"{key.removeprefix(WEIGHTINGS.group + '.')}={value}")
+    return words
+
+
 def run_name(weighting: str, overrides: Sequence[str], swept_keys: Sequence[str] | None) -> str:
     """``exp alpha=2``: the weighting, then the overrides (in a sweep, only the swept ones)."""
-    parts = [weighting]
-    for override in overrides:
-        key, _, value = override.partition("=")
-        key = key.lstrip("+~")
-        unswept = swept_keys is not None and key not in swept_keys
-        if key == "averaging" or key.startswith(("hydra.", "hydra/")) or unswept:
-            continue
-        parts.append(f"{key.removeprefix('averaging.')}={_short(value)}")
-    return " ".join(parts)
+    shown = [o for o in overrides if split_override(o)[0] != WEIGHTINGS.group
+             and (swept_keys is None or split_override(o)[0] in swept_keys)]
+    return " ".join([weighting, *override_words(shown)])
 
 
 def _short(value: str) -> str:

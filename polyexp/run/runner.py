@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -27,10 +26,10 @@ from polyexp.core.identity import Identity, digest, job_identity, trajectory_ide
 from polyexp.core.settings import Plan
 from polyexp.core.training import configure_threads
 from polyexp.run import links, tracking
-from polyexp.run.job import Job, JobResult, run_name
+from polyexp.run.job import Job, JobResult, run_name, write_job_report
 from polyexp.run.outputs import print_table, write_outputs
 from polyexp.run.progress import EpochProgress
-from polyexp.run.trajectory_cache import TrajectoryCache, default_cache_dir
+from polyexp.run.trajectory_cache import TrajectoryCache, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +71,19 @@ def run_job(
         log.info("%s: %s", job.label, _source_text(experiment, outcome, source))
         write_outputs(job.output_dir, experiment, data, outcome, name, identity,
                       shared=job.sweep.folder if job.sweep else None)
+        result = JobResult(
+            "finished", name, list(job.overrides), run_id=run_id, trajectory=tags["trajectory"],
+            summary=outcome.summary, test_average_acc=outcome.per_n["test_average_acc"].mean.tolist(),
+            test_rows=len(data.x_test), number=job.position,
+        )
+        write_job_report(job.output_dir, result)  # logged with the run: what a later, skipped job reuses
         tracking.log_metrics(client, run_id, metric_rows(outcome), tags=tags)
         tracking.log_folder(client, run_id, job.output_dir)
     print_table(outcome)
     if job.sweep is None:  # a sweep points at its parent run when it ends
         log.info("%s", links.view_hint(store.uri, store.experiment_id, run_id,
                                     experiment=experiment.settings.tracking.experiment, launch_dir=job.launch_dir))
-    return JobResult(
-        "finished", name, list(job.overrides), run_id=run_id, trajectory=tags["trajectory"],
-        summary=outcome.summary, test_average_acc=outcome.per_n["test_average_acc"].mean.tolist(),
-        test_rows=len(data.x_test),
-    )
+    return result
 
 
 def identity_tags(identity: Identity) -> dict[str, str]:
@@ -132,8 +133,7 @@ def _fetch(experiment: Plan, identity: Identity) -> Fetch | None:
     cache = experiment.settings.cache
     if not cache.enabled:
         return None
-    root = Path(cache.dir).expanduser() if cache.dir else default_cache_dir()
-    return lambda train: TrajectoryCache(root).fetch(identity, train)
+    return lambda train: TrajectoryCache(cache_dir(cache.dir)).fetch(identity, train)
 
 
 def _threads(experiment: Plan, job: Job) -> dict[str, str]:

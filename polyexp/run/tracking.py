@@ -91,7 +91,7 @@ def open_experiment(uri: str, experiment: str) -> tuple[MlflowClient, str]:
         found = client.get_experiment_by_name(experiment)
         if found is None:
             try:
-                return client, client.create_experiment(experiment, artifact_location=_artifact_root(uri))
+                return client, client.create_experiment(experiment, artifact_location=artifact_root(uri))
             except MlflowException:  # another job created it first
                 found = client.get_experiment_by_name(experiment)
                 if found is None:
@@ -322,7 +322,7 @@ def refusal(uri: str, exc: BaseException, experiment: str | None = None) -> str 
     )
 
 
-def _artifact_root(uri: str) -> str | None:
+def artifact_root(uri: str) -> str | None:
     if uri.startswith("sqlite:///"):
         return str(Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts")
     return None  # a server decides

@@ -11,7 +11,7 @@ that want the same entry take a file lock, so one trains and the others wait and
 that fails to load is retrained, with a warning. Remove entries with ``python -m polyexp.cache
 clear`` (or delete the folder)::
 
-    cache = TrajectoryCache(default_cache_dir())
+    cache = TrajectoryCache(cache_dir())
     trajectory, reused = cache.fetch(trajectory_identity(plan), lambda: train(...))
 """
 
@@ -33,7 +33,10 @@ from polyexp.core.trajectory import Trajectory, read_meta, read_trajectory, writ
 log = logging.getLogger(__name__)
 
 
-def default_cache_dir() -> Path:
+def cache_dir(configured: str | None = None) -> Path:
+    """``cache.dir``, else ``$POLYEXP_CACHE_DIR``, else ``$XDG_CACHE_HOME/polyexp`` or ``~/.cache/polyexp``."""
+    if configured:
+        return Path(configured).expanduser()
     if "POLYEXP_CACHE_DIR" in os.environ:
         return Path(os.environ["POLYEXP_CACHE_DIR"]).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "polyexp"

@@ -2,14 +2,21 @@
 
 The parent is opened in the launching process before any job starts (by ``polyexp.sweep.sweeper`` once it
 has checked every job, or by :class:`LaunchCallback` under another sweeper such as Optuna), so
-parallel jobs never race to create a fresh SQLite store; ``polyexp_sweep.json`` in the sweep folder
-tells each job its parent. Running a sweep's command again continues under the same parent run (its
-tag ``polyexp.sweep_key`` identifies the command): skipped jobs stay its children, re-run jobs join it.
+parallel jobs never race to create a fresh SQLite store. Running a sweep's command again continues
+under the same parent run (its tag ``polyexp.sweep_key`` identifies the sweep's jobs): skipped jobs
+stay its children, re-run jobs join it; a job an earlier, different sweep finished is named in the
+ranking and on the parent (tag ``polyexp.reused_jobs``), its folder links to the earlier outputs.
 
-When the sweep ends, the parent gets its jobs ranked by their validation score, each with its test
-accuracy and interval (``sweep_results.csv``, ``sweep_comparison.png``), which jobs failed and why,
-and the command prints the ranking. Hydra skips ``on_multirun_end`` when a job fails, so
-``polyexp.app.cli`` closes any sweep still open when Hydra returns.
+The parent and its jobs share one thing, the sweep's folder: ``polyexp_sweep.json`` there (the
+parent's run, written once) tells each job its parent, and each job's ``polyexp_job.json`` in its own
+folder below tells the parent how it ended, finished, skipped or failed, even one that failed before
+it had an MLflow run. When the sweep ends, the parent gets its jobs ranked by their validation score,
+each with its test accuracy and interval (``sweep_results.csv``, ``sweep_comparison.png``), which jobs
+failed and why, and the command prints the ranking.
+
+A :class:`SweepParent` is closed by the ``with`` block around polyexp's sweep, however the sweep
+ends. Under a foreign sweeper, the callback closes it at ``on_multirun_end``, which Hydra skips when a
+job fails or the sweep is interrupted: ``polyexp.app.cli`` then closes it (:func:`close_sweeps`).
 """
 
 from __future__ import annotations
@@ -17,12 +24,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
-import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
@@ -33,25 +41,24 @@ from polyexp.core.files import make_folder, write_text
 from polyexp.core.registry import Affects
 from polyexp.core.settings import SETTINGS
 from polyexp.run import stop
-from polyexp.run.job import JOB_REPORT, Job, JobResult, Sweep, read_job_report
+from polyexp.run.job import JOB_REPORT, JobResult, Sweep, override_words, read_job_report, split_override
 
 if TYPE_CHECKING:
-    from polyexp.core.identity import Identity
+    from polyexp.core.settings import Plan
     from polyexp.run.tracking import Store
 
 log = logging.getLogger(__name__)
 
 SWEEP_FILE = "polyexp_sweep.json"
 POLYEXP_SWEEPER = "hydra_plugins.polyexp_sweeper.PolyexpSweeper"
-# Overrides that never change a job's numbers (Hydra's, and the settings marked so), so they do not make another sweep.
+# Overrides that never change a job's numbers (Hydra's, and the settings marked so), so they do not name the sweep.
 _NOT_THE_SWEEP = ("hydra.", "hydra/", *(p.name for p in SETTINGS if p.affects is Affects.NOTHING))
 
-_open_sweeps: dict[Path, tuple[Sweep, Any]] = {}  # folder -> (sweep, its Store)
 failed_sweeps: list[Path] = []  # the sweeps this process closed as FAILED: the command exits non-zero
 
 
 class LaunchCallback(Callback):
-    """Hydra callback: check a run's output folder first; open (under a foreign sweeper) and close a sweep."""
+    """Hydra callback: check a run's output folder first; open and close a sweep under a foreign sweeper."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         with stop_on_error():
@@ -61,8 +68,9 @@ class LaunchCallback(Callback):
         if config.hydra.sweeper.get("_target_") == POLYEXP_SWEEPER:
             return  # polyexp's sweeper opens the sweep once it has checked every job
         with stop_on_error():
-            open_sweep(config, list(config.hydra.overrides.task), num_jobs=None, swept_keys=swept_keys_of(
-                list(config.hydra.overrides.task)))
+            overrides = list(config.hydra.overrides.task)
+            searched = [o for o in overrides if split_override(o)[0] in swept_keys_of(overrides)]
+            SweepParent.open(config, overrides, sweep_key(config.tracking.experiment, [plan_of(config)], searched))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         close_sweeps()
@@ -86,84 +94,87 @@ def stop_on_error() -> Iterator[None]:
 
 def sweep_name(overrides: Sequence[str]) -> str:
     """A short name for the sweep's parent run: ``sweep exp alpha=1,2,4``."""
-    parts = []
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key.startswith(_NOT_THE_SWEEP):
-            continue
-        value = re.sub(r"^choice\((.*)\)$", r"\1", value)
-        parts.append(value if key == "averaging" else f"{key.removeprefix('averaging.')}={value}")
-    return "sweep " + (" ".join(parts) or "(defaults)")
+    shown = [o for o in overrides if not split_override(o)[0].startswith(_NOT_THE_SWEEP)]
+    return "sweep " + (" ".join(override_words(shown)) or "(defaults)")
 
 
-def sweep_key(overrides: Sequence[str], experiment: str) -> str:
-    """What identifies a sweep's command across re-runs: its overrides (those that change numbers)."""
-    from polyexp.core.identity import digest
+def sweep_key(experiment: str, jobs: Sequence[Plan], searched: Sequence[str] = ()) -> str:
+    """What identifies a sweep across re-runs: the experiment and its jobs' config identities.
 
-    return digest({"experiment": experiment, "overrides": sorted(o for o in overrides
-                                                                 if not o.startswith(_NOT_THE_SWEEP))})
-
-
-def open_sweep(config: DictConfig, overrides: list[str], num_jobs: int | None, swept_keys: Sequence[str]) -> Sweep:
-    """Open the sweep's parent run, or reopen the one an earlier run of the same command left."""
-    from polyexp.run import tracking
-
-    launch_dir = Path(config.hydra.runtime.cwd)
-    folder = (launch_dir / config.hydra.sweep.dir).resolve()
-    make_folder(folder, "hydra.sweep.dir")
-    store = tracking.open_store(config.tracking.uri, config.tracking.experiment, launch_dir)
-    key = sweep_key(overrides, config.tracking.experiment)
-    tags = {
-        tracking.TAG_PREFIX + "role": "sweep",
-        tracking.TAG_PREFIX + "sweep_key": key,
-        tracking.TAG_PREFIX + "sweep_dir": str(folder),
-        tracking.TAG_PREFIX + "overrides": " ".join(overrides),
-        **tracking.git_commit(launch_dir),
-    }
-    earlier = tracking.find_run(store, {"role": "sweep", "sweep_key": key})
-    if earlier is None:
-        run_id = tracking.guarded(store.client.create_run, store.experiment_id, run_name=sweep_name(overrides),
-                                  tags=tags).info.run_id
-        log.info("sweep of %s jobs: parent run %s in %s", num_jobs or "?", run_id, store.uri)
-    else:
-        run_id = earlier.info.run_id
-        tracking.reopen_run(store.client, run_id, tags)
-        log.info("sweep of %s jobs: continuing under the parent run %s (%s) in %s", num_jobs or "?", run_id,
-                 earlier.info.run_name, store.uri)
-    sweep = Sweep(folder, run_id, num_jobs, tuple(swept_keys))
-    _open_sweeps[folder] = (sweep, store)  # first: a Ctrl-C from here on still ends the parent run
-    write_text(folder / SWEEP_FILE, json.dumps({
-        "parent_run_id": run_id, "num_jobs": num_jobs, "swept_keys": list(swept_keys),
-        "experiment_id": store.experiment_id, "tracking_uri": store.uri,
-    }))
-    return sweep
-
-
-def swept_keys_of(overrides: list[str]) -> tuple[str, ...]:
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    return tuple(o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override())
-
-
-def finished_run(store: Store, identity: Identity, job: Job) -> JobResult | None:
-    """The result of the FINISHED run with this job's identity, if the experiment has one.
-
-    Re-running a sweep's command skips such jobs, so an interrupted sweep resumes where it stopped.
+    The jobs are those the sweep runs (polyexp's sweeper knows them all in advance); a sweeper that
+    draws its jobs as it goes (Optuna) gives the base config as the one job and its ``searched``
+    overrides, those that change numbers. Repeated jobs count once.
     """
-    from polyexp.run import tracking
+    from polyexp.core.identity import config_identity, digest
 
-    found = tracking.find_run(store, {"job_key": identity.key}, status="FINISHED")
-    if found is None:
-        return None
-    run_id = found.info.run_id
-    log.info("%s: skipped, its identity already has the FINISHED run %s (%s)", job.label, run_id,
-             found.info.run_name)
-    metrics = found.data.metrics
-    return JobResult(
-        "skipped", found.info.run_name, list(job.overrides), run_id=run_id,
-        summary={k: v for k, v in metrics.items() if k.startswith(("selected_", "ensemble_selected_"))},
-        test_average_acc=tracking.metric_series(store.client, run_id, "test_average_acc"),
-        test_rows=int(found.data.tags.get(tracking.TAG_PREFIX + "test_rows", 0)) or None,
-    )
+    configs = sorted({digest(config_identity(plan, Affects.SCORING)) for plan in jobs})
+    searched = sorted(o for o in searched if not split_override(o)[0].startswith(_NOT_THE_SWEEP))
+    return digest({"experiment": experiment, "jobs": configs, "searched": searched})
+
+
+def swept_keys_of(overrides: Sequence[str]) -> tuple[str, ...]:
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return tuple(split_override(o.input_line or "")[0] for o in parsed if o.is_sweep_override())
+
+
+class SweepParent:
+    """A sweep's parent run while the sweep runs: opened once its jobs are known, closed however it ends."""
+
+    unclosed: ClassVar[dict[Path, SweepParent]] = {}  # opened by this process and not closed yet (a foreign sweeper's)
+
+    def __init__(self, sweep: Sweep, store: Store) -> None:
+        self.sweep, self.store = sweep, store
+
+    @classmethod
+    def open(cls, config: DictConfig, overrides: Sequence[str], key: str, num_jobs: int | None = None) -> SweepParent:
+        """Open the sweep's parent run, or reopen the one an earlier run of the same sweep left."""
+        from polyexp.run import tracking
+
+        launch_dir = Path(config.hydra.runtime.cwd)
+        folder = (launch_dir / config.hydra.sweep.dir).resolve()
+        make_folder(folder, "hydra.sweep.dir")
+        store = tracking.open_store(config.tracking.uri, config.tracking.experiment, launch_dir)
+        tags = {
+            tracking.TAG_PREFIX + "role": "sweep",
+            tracking.TAG_PREFIX + "sweep_key": key,
+            tracking.TAG_PREFIX + "sweep_dir": str(folder),
+            tracking.TAG_PREFIX + "overrides": " ".join(overrides),
+            **tracking.git_commit(launch_dir),
+        }
+        earlier = tracking.find_run(store, {"role": "sweep", "sweep_key": key})
+        jobs = "?" if num_jobs is None else num_jobs
+        if earlier is None:
+            run_id = tracking.guarded(store.client.create_run, store.experiment_id, run_name=sweep_name(overrides),
+                                      tags=tags).info.run_id
+            log.info("sweep of %s jobs: parent run %s in %s", jobs, run_id, store.uri)
+        else:
+            run_id = earlier.info.run_id
+            tracking.reopen_run(store.client, run_id, tags)
+            log.info("sweep of %s jobs: continuing under the parent run %s (%s) in %s", jobs, run_id,
+                     earlier.info.run_name, store.uri)
+        sweep = Sweep(folder, run_id, num_jobs, swept_keys_of(overrides))
+        parent = cls.unclosed[folder] = cls(sweep, store)  # first: a Ctrl-C from here on still ends the run
+        write_text(folder / SWEEP_FILE, json.dumps({
+            "parent_run_id": run_id, "num_jobs": num_jobs, "swept_keys": list(sweep.swept_keys),
+        }))
+        return parent
+
+    def __enter__(self) -> SweepParent:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close(interrupted=kind is not None and issubclass(kind, (KeyboardInterrupt, SystemExit)))
+
+    def close(self, interrupted: bool = False) -> None:
+        """Summarise the sweep on its parent run and end it (KILLED when interrupted)."""
+        if self.sweep.folder not in self.unclosed:
+            return
+        try:
+            close_sweep(self.sweep, self.store, interrupted)
+        except Exception:
+            del self.unclosed[self.sweep.folder]
+            raise  # a Ctrl-C or SIGTERM while closing leaves it open: the command closes it again, KILLED
+        del self.unclosed[self.sweep.folder]
 
 
 def read_sweep(folder: Path) -> Sweep | None:
@@ -176,15 +187,9 @@ def read_sweep(folder: Path) -> Sweep | None:
 
 
 def close_sweeps(interrupted: bool = False) -> None:
-    """Summarise and end every sweep this process opened and has not closed yet."""
-    while _open_sweeps:
-        folder, (sweep, store) = next(iter(_open_sweeps.items()))
-        try:
-            close_sweep(sweep, store, interrupted)
-        except Exception:
-            del _open_sweeps[folder]
-            raise  # a Ctrl-C or SIGTERM while closing leaves it open: the command closes it again, KILLED
-        del _open_sweeps[folder]
+    """End every sweep this process opened and has not closed yet (a foreign sweeper's, when Hydra gave up)."""
+    for parent in list(SweepParent.unclosed.values()):
+        parent.close(interrupted)
 
 
 def close_sweep(sweep: Sweep, store: Store, interrupted: bool = False) -> None:
@@ -194,12 +199,12 @@ def close_sweep(sweep: Sweep, store: Store, interrupted: bool = False) -> None:
 
     interrupted = interrupted or stop.requested() is not None
     end_lost_jobs(store, sweep.parent_run_id, "KILLED" if interrupted else "FAILED")
-    reports = [(path.parent.name, read_job_report(path)) for path in sorted(sweep.folder.rglob(JOB_REPORT))]
-    reports.sort(key=lambda item: int(item[0]) if item[0].isdigit() else item[0])
-    failed = [(job, r) for job, r in reports if r.status == "failed"]
+    reports = [read_job_report(path) for path in sweep.folder.rglob(JOB_REPORT)]
+    reports.sort(key=lambda r: (r.number is None, r.number or 0, r.run_name))
+    failed = [r for r in reports if r.status == "failed"]
     missing = max(0, (sweep.num_jobs or 0) - len(reports))
-    for job, result in failed:
-        log.error("sweep: job %s (%s) failed: %s", job, result.run_name, result.error)
+    for result in failed:
+        log.error("sweep: %s (%s) failed: %s", job_label(result), result.run_name, result.error)
     if missing and not interrupted:
         log.error("sweep: %d of %d jobs left no report (lost, or never started)", missing, sweep.num_jobs)
 
@@ -207,20 +212,24 @@ def close_sweep(sweep: Sweep, store: Store, interrupted: bool = False) -> None:
     table = sweep.folder / "sweep_results.csv"
     write_text(table, _table(reports, ranked))
     figure_path = sweep.folder / "sweep_comparison.png"
-    scored = [_plot_row(r) for _, r in ranked]
+    scored = [_plot_row(r) for r in ranked]
     if scored:
-        write_png(figure_path, sweep_figure(scored, next((r.test_rows for _, r in ranked if r.test_rows), None)))
+        write_png(figure_path, sweep_figure(scored, next((r.test_rows for r in ranked if r.test_rows), None)))
         print_ranking(ranked)
 
     run_id, client = sweep.parent_run_id, store.client
-    counts = {status: sum(r.status == status for _, r in reports) for status in ("finished", "skipped", "failed")}
+    counts = {status: sum(r.status == status for r in reports) for status in ("finished", "skipped", "failed")}
     status = "KILLED" if interrupted else "FAILED" if failed or missing else "FINISHED"
+    reused = [r for r in reports if r.reused]
     try:
         tracking.log_metrics(client, run_id, [(f"jobs_{k}", v, 0) for k, v in counts.items()]
                              + [("jobs_missing", missing, 0)])
-        if failed:
-            summary = "\n".join(f"job {job} ({r.run_name}): {r.error}" for job, r in failed)
-            tracking.log_tags(client, run_id, {"failed_jobs": summary[:5000]})
+        tags = {"failed_jobs": "\n".join(f"{job_label(r)} ({r.run_name}): {r.error}" for r in failed)[:5000],
+                "reused_jobs": "\n".join(reused_line(r) for r in reused)[:5000]}
+        tracking.log_tags(client, run_id, {k: v for k, v in tags.items() if v})
+        for key in (k for k, v in tags.items() if not v):  # a resume that finished them: no longer true
+            with contextlib.suppress(Exception):  # MLflow raises on a tag that is not there
+                client.delete_tag(run_id, tracking.TAG_PREFIX + key)
         for path in (table, figure_path) if scored else (table,):
             tracking.guarded(client.log_artifact, run_id, str(path))
     except Exception as exc:
@@ -250,24 +259,39 @@ def end_lost_jobs(store: Store, parent_run_id: str, status: str) -> None:
         tracking.end_run(store.client, run.info.run_id, status, error=LostJob(reason))
 
 
-def rank(reports: list[tuple[str, JobResult]]) -> list[tuple[str, JobResult]]:
+def job_label(result: JobResult) -> str:
+    return f"job {result.number}" if result.number is not None else "job"
+
+
+def reused_line(result: JobResult) -> str:
+    """``exp alpha=2 is run 3f2a... (exp alpha=2) of sweep exp alpha=1,2; outputs: multirun/.../1``."""
+    reused = result.reused or {}
+    return (f"{result.run_name} is run {reused.get('run_id')} ({reused.get('run_name')}) of "
+            f"{reused.get('parent') or 'a single run'}; outputs: {reused.get('output_dir') or '?'}")
+
+
+def rank(reports: list[JobResult]) -> list[JobResult]:
     """The jobs with a validation score, best first (what the sweep selects on: validation only)."""
-    scored = [(job, r) for job, r in reports if r.selected_val_acc is not None]
-    return sorted(scored, key=lambda item: -item[1].selected_val_acc)
+    return sorted((r for r in reports if r.selected_val_acc is not None), key=lambda r: -r.selected_val_acc)
 
 
-def print_ranking(ranked: list[tuple[str, JobResult]]) -> None:
+def print_ranking(ranked: list[JobResult]) -> None:
     """The sweep's summary table on stdout: jobs ranked on validation, with their test numbers."""
     from polyexp.run.outputs import summary_interval
 
-    width = max(len(r.run_name) for _, r in ranked)
-    print(f"\nsweep: {len(ranked)} jobs ranked on validation; test accuracy of each job's selected n "
-          "(mean over seeds [95% CI])")
+    width = max(len(r.run_name) for r in ranked)
+    jobs = f"{len(ranked)} job{'s' if len(ranked) != 1 else ''}"
+    intervals = any(math.isfinite(r.summary.get("selected_test_acc_ci_low", math.nan)) for r in ranked)
+    seeds = "mean over seeds [95% CI]" if intervals else "one seed, no interval"
+    print(f"\nsweep: {jobs} ranked on validation; test accuracy of each job's selected n ({seeds})")
     print(f"  {'rank':<5}{'job':<{width + 2}}{'n':>3}  {'val':<7}{'test':<24}gain over the last checkpoint")
-    for place, (_, r) in enumerate(ranked, start=1):
+    for place, r in enumerate(ranked, start=1):
         s = r.summary
         print(f"  {place:<5}{r.run_name:<{width + 2}}{int(s['selected_n']):>3}  {s['selected_val_acc']:<7.3f}"
               f"{summary_interval(s, 'selected_test_acc'):<24}{summary_interval(s, 'selected_gain_vs_last', True)}")
+    for r in ranked:
+        if r.reused:
+            print(f"  reused: {reused_line(r)}")
     sys.stdout.flush()
 
 
@@ -279,17 +303,29 @@ def _plot_row(result: JobResult) -> dict[str, Any]:
             "test_average_acc": result.test_average_acc}
 
 
-def _table(reports: list[tuple[str, JobResult]], ranked: list[tuple[str, JobResult]]) -> str:
+def _table(reports: list[JobResult], ranked: list[JobResult]) -> str:
     from polyexp.run.outputs import csv_text
 
-    places = {job: i for i, (job, _) in enumerate(ranked, start=1)}
-    k = max((len(r.test_average_acc) for _, r in reports), default=0)
+    places = {id(r): i for i, r in enumerate(ranked, start=1)}
+    k = max((len(r.test_average_acc) for r in reports), default=0)
     numbers = [f"{key}{part}" for key in ("selected_val_acc", "selected_test_acc", "selected_gain_vs_last")
                for part in ("", "_ci_low", "_ci_high")]
     header = ["job", "rank", "run_name", "status", "run_id", "trajectory", "selected_n", *numbers, "error",
-              *(f"test_average_acc_{n}" for n in range(1, k + 1))]
+              "reused_run_id", *(f"test_average_acc_{n}" for n in range(1, k + 1))]
     return csv_text(header, (
-        [job, places.get(job, ""), r.run_name, r.status, r.run_id or "", r.trajectory or "",
-         r.summary.get("selected_n", ""), *(r.summary.get(key, "") for key in numbers), r.error or "",
-         *r.test_average_acc]
-        for job, r in sorted(reports, key=lambda item: places.get(item[0], len(places) + 1))))
+        [r.number if r.number is not None else "", places.get(id(r), ""), r.run_name, r.status, r.run_id or "",
+         r.trajectory or "", r.summary.get("selected_n", ""), *(r.summary.get(key, "") for key in numbers),
+         r.error or "", (r.reused or {}).get("run_id", ""), *r.test_average_acc]
+        for r in sorted(reports, key=lambda r: places.get(id(r), len(places) + 1))))
+
+
+def plan_of(cfg: DictConfig) -> Plan:
+    """The checked plan of a composed config that still holds Hydra's own node."""
+    from omegaconf import OmegaConf, open_dict
+
+    from polyexp.core.settings import plan
+
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    with open_dict(cfg):
+        cfg.pop("hydra", None)
+    return plan(cfg)

@@ -1,17 +1,22 @@
-"""polyexp's Hydra sweeper: Hydra's basic sweep, aware of each plugin's fields and checked whole first.
+"""polyexp's Hydra sweeper: Hydra's basic sweeper, aware of each plugin's fields and checked whole first.
 
-It runs the cartesian product of the swept values, as Hydra's basic sweeper does, with two changes:
+It is Hydra's ``BasicSweeper`` (the same parsing, batches, ``multirun.yaml`` and launch loop) with
+two of its hooks changed, on polyexp's config only:
 
-- **A plugin's field applies to the options that have it.** ``averaging=equal,linear,exp
-  averaging.alpha=1,2,4`` runs ``equal`` and ``linear`` once each and ``exp`` at every alpha: 5 jobs,
-  one training. A field that none of the chosen options has is refused, in one line that names the
-  options and their fields.
-- **Every job is checked before anything runs:** its config composed, its values checked, its data
-  loaded. A sweep with a bad job runs nothing and leaves no run behind; only then is the sweep's
-  parent run opened (``polyexp.sweep.parent``).
+- **the expansion** (``split_arguments``): a plugin's field applies to the options that have it.
+  ``averaging=equal,linear,exp averaging.alpha=1,2,4`` runs ``equal`` and ``linear`` once each and
+  ``exp`` at every alpha: 5 jobs, one training. A field that none of the chosen options has is
+  refused, in one line that names the options and their fields. Repeated values stay repeated jobs,
+  as in Hydra (``seed=1,1`` is two jobs; the second finds the first's FINISHED run and skips).
+- **the check** (``validate_batch_is_legal``, done for every job before the first batch): each job's
+  config composed, its values checked, its data loaded. A sweep with a bad job runs nothing and leaves
+  no run behind; only then is the sweep's parent run opened, and it is closed when the sweep ends,
+  however it ends (``polyexp.sweep.parent.sweep_parent``).
 
-It is the default (``hydra/sweeper: polyexp`` in ``conf/config.yaml``); ``hydra/sweeper=basic`` or
-any other sweeper (Optuna) still works, without these two changes.
+On any other app's config (no polyexp schema) it is exactly Hydra's basic sweeper, so
+``hydra/sweeper=polyexp`` passes Hydra's own launcher suites (``tests/test_hydra_suites.py``).
+It is the default of ``python -m polyexp``; ``hydra/sweeper=basic`` or any other sweeper (Optuna)
+still works, without these changes.
 """
 
 from __future__ import annotations
@@ -21,83 +26,105 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
-from hydra.core.plugins import Plugins
 from hydra.errors import CompactHydraException, HydraException
+from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
-from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict
+from hydra.types import HydraContext
+from omegaconf import DictConfig
 
 from polyexp.core.errors import ConfigError, PolyexpError
+
+if TYPE_CHECKING:
+    from polyexp.core.settings import Plan
 
 log = logging.getLogger(__name__)
 
 
-class PluginAwareSweeper(Sweeper):
+class PluginAwareSweeper(BasicSweeper):
     """See the module docstring. Hydra finds it as ``hydra_plugins.polyexp_sweeper.PolyexpSweeper``."""
 
     def __init__(self, max_batch_size: int | None = None, params: dict[str, str] | None = None) -> None:
-        super().__init__()
-        self.max_batch_size = max_batch_size
+        # Not BasicSweeper.__init__: it calls super(BasicSweeper, self), and Hydra's plugin scan runs
+        # its module again, so the name BasicSweeper then means a new class this one does not derive from.
+        Sweeper.__init__(self)
+        self.max_batch_size = max_batch_size if max_batch_size and max_batch_size > 0 else None
         self.params = params or {}
-
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.hydra_context, self.config = hydra_context, config
-        self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config)
+        self.overrides: list[list[list[str]]] | None = None
+        self.batch_index = 0
+        self.hydra_context: HydraContext | None = None
+        self.config: DictConfig | None = None
+        self.launcher: Launcher | None = None
 
     def sweep(self, arguments: list[str]) -> Any:
-        from polyexp.sweep.parent import open_sweep, swept_keys_of
+        assert self.config is not None and self.hydra_context is not None
+        if not is_polyexp_config(self.config):
+            return super().sweep(arguments)
+        from polyexp.sweep.parent import SweepParent, sweep_key
 
-        given = [*(f"{key}={value}" for key, value in self.params.items()), *arguments]
+        given = [*self._parse_config(), *arguments]
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         try:
             jobs = expand(parser.parse_overrides(given), self.config.hydra.runtime.choices)
             started = time.perf_counter()
-            self.check(jobs)
+            plans = self.check(jobs)
             log.debug("checked %d jobs in %.2f s", len(jobs), time.perf_counter() - started)
-            open_sweep(self.config, arguments, num_jobs=len(jobs), swept_keys=swept_keys_of(given))
+            key = sweep_key(self.config.tracking.experiment, plans)
+            parent = SweepParent.open(self.config, given, key, num_jobs=len(jobs))
         except PolyexpError as exc:
             raise CompactHydraException(str(exc)) from exc
+        with parent:
+            return super().sweep(arguments)
 
-        sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        size = self.max_batch_size if self.max_batch_size and self.max_batch_size > 0 else max(1, len(jobs))
-        returns = []
-        for first in range(0, len(jobs), size):
-            results = self.launcher.launch(jobs[first : first + size], initial_job_idx=first)
-            for result in results:
-                _ = result.return_value  # raises a failed job's exception, as Hydra's sweepers do
-            returns.append(results)
-        return returns
+    def split_arguments(self, overrides: list[Override], max_batch_size: int | None) -> list[list[list[str]]]:
+        """Hydra's hook for the jobs, in batches: the plugin-aware product on polyexp's config."""
+        assert self.config is not None
+        if not is_polyexp_config(self.config):
+            return BasicSweeper.split_arguments(overrides, max_batch_size)
+        jobs = expand(overrides, self.config.hydra.runtime.choices)
+        return list(self.split_overrides_to_chunks(jobs, max_batch_size))
 
-    def check(self, jobs: Sequence[Sequence[str]]) -> None:
-        """Compose and check every job, and load each distinct data config; one line on the first problem."""
-        from polyexp.core.settings import plan
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        if not is_polyexp_config(self.config):
+            super().validate_batch_is_legal(batch)
+        # polyexp's jobs were all checked, more thoroughly, before the first batch
 
+    def check(self, jobs: Sequence[Sequence[str]]) -> list[Plan]:
+        """Every job's plan, its config composed and checked and each distinct data config loaded;
+        one line on the first problem."""
+        from polyexp.sweep.parent import plan_of
+
+        assert self.config is not None and self.hydra_context is not None
         training_rows: dict[str, int] = {}  # by data config
+        plans = []
         for number, job in enumerate(jobs, start=1):
             where = f"job {number} ({' '.join(job) or 'defaults'})"
             try:
-                cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
-                with open_dict(cfg):
-                    del cfg["hydra"]
-                experiment = plan(cfg)
+                experiment = plan_of(self.hydra_context.config_loader.load_sweep_config(self.config, list(job)))
                 data_key = json.dumps(experiment.config["data"], sort_keys=True)
                 if data_key in training_rows:
                     experiment.check_steps(training_rows[data_key])
                 else:
                     training_rows[data_key] = len(experiment.load_data().x_train)
+                plans.append(experiment)
             except PolyexpError as exc:
                 raise type(exc)(f"{where}: {exc}") from exc
             except HydraException as exc:
                 cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
                 raise CompactHydraException(f"{where}: {exc}{cause}") from exc
+        return plans
+
+
+def is_polyexp_config(config: DictConfig | None) -> bool:
+    """Whether ``config`` is composed on polyexp's schema (any other app gets Hydra's basic sweep)."""
+    from polyexp.core.settings import GROUPS, SETTINGS
+
+    names = [registry.group for registry in GROUPS] + [p.name for p in SETTINGS]
+    return config is not None and all(name in config for name in names)
 
 
 def sweep_fields_of_swept_groups(arguments: Sequence[str]) -> list[str]:
@@ -180,9 +207,7 @@ def expand(overrides: Sequence[Override], choices: Mapping[str, Any]) -> list[li
             names = _field_names(registries[group], chosen[group])
             applying.append([alts for field, alts in items.values() if names is None or field in names])
         for extra in itertools.product(*(itertools.product(*lists) for lists in applying)):
-            job = [*combo, *itertools.chain.from_iterable(extra)]
-            if job not in jobs:
-                jobs.append(job)
+            jobs.append([*combo, *itertools.chain.from_iterable(extra)])
     for group, items in fields.items():
         for key, (field, _) in items.items():
             known = [_field_names(registries[group], option) for option in sorted(chosen_options[group])]

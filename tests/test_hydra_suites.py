@@ -1,0 +1,41 @@
+"""Hydra's own launcher suites, as Hydra's plugins test themselves, run with ``hydra/sweeper=polyexp``.
+
+The suites sweep apps of their own (not polyexp's): there the sweeper must be Hydra's basic sweeper,
+for the basic and the joblib launchers. The integration suite starts each app as a subprocess, which
+finds the sweeper through Hydra's plugin scan; the repository root goes on ``PYTHONPATH`` because the
+scan does not see an editable install (see ``hydra_plugins/polyexp_sweeper``).
+"""
+
+import pytest
+from conftest import ROOT
+from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, IntegrationTestSuite, LauncherTestSuite
+
+import hydra_plugins.polyexp_sweeper  # noqa: F401 - registers hydra/sweeper=polyexp in this process
+
+pytestmark = pytest.mark.slow  # each test starts Hydra (and joblib's workers, or a subprocess): seconds
+
+POLYEXP = ["hydra/sweeper=polyexp"]
+LAUNCHERS = [("basic", POLYEXP), ("joblib", POLYEXP)]
+
+
+@pytest.mark.parametrize(("launcher_name", "overrides"), LAUNCHERS)
+class TestLauncherSuite(LauncherTestSuite):
+    pass
+
+
+@pytest.mark.parametrize(("launcher_name", "overrides"), [(name, [*o, "hydra.sweeper.max_batch_size=2"])
+                                                          for name, o in LAUNCHERS])
+class TestBatchedSweeperSuite(BatchedSweeperTestSuite):
+    pass
+
+
+@pytest.mark.parametrize(("task_launcher_cfg", "extra_flags"), [
+    ({"defaults": [{"override hydra/launcher": launcher}, {"override hydra/sweeper": "polyexp"},
+                   {"override hydra/job_logging": "disabled"}]},
+     ["-m"])
+    for launcher in ("basic", "joblib")
+])
+class TestIntegrationSuite(IntegrationTestSuite):
+    @pytest.fixture(autouse=True)
+    def _sweeper_on_path(self, monkeypatch):
+        monkeypatch.setenv("PYTHONPATH", str(ROOT))

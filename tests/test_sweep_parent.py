@@ -1,0 +1,81 @@
+"""A sweep's parent run summarised from its jobs' reports, in process, on a real SQLite store."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from polyexp.run import tracking
+from polyexp.run.job import JobResult, Sweep, write_job_report
+from polyexp.sweep.parent import close_sweep, print_ranking, rank
+
+
+def job(name: str, number: int, val: float, selected_n: int = 8, seeds: int = 1, **fields) -> JobResult:
+    summary = {"selected_n": selected_n, "selected_val_acc": val, "selected_test_acc": val - 0.01,
+               "selected_gain_vs_last": 0.002}
+    if seeds > 1:
+        summary |= {f"{key}_ci_{end}": summary[key] + (0.01 if end == "high" else -0.01)
+                    for key in ("selected_val_acc", "selected_test_acc", "selected_gain_vs_last")
+                    for end in ("low", "high")}
+    return JobResult("finished", name, [], run_id=f"run{number}", summary=summary,
+                     test_average_acc=[val - 0.02, val - 0.01], test_rows=500, number=number, **fields)
+
+
+@pytest.fixture
+def store(tmp_path: Path, empty_store: Path) -> tracking.Store:
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
+    return tracking.open_store(f"sqlite:///{tmp_path / 'mlflow.db'}", "polyexp", tmp_path)
+
+
+def open_parent(store: tracking.Store, folder: Path, num_jobs: int) -> Sweep:
+    run_id = store.client.create_run(store.experiment_id, run_name="sweep exp alpha=1,2").info.run_id
+    return Sweep(folder, run_id, num_jobs, ("averaging.alpha",))
+
+
+def test_the_ranking_counts_one_job_as_one_and_says_intervals_only_with_seeds(capsys):
+    print_ranking([job("exp alpha=1", 1, 0.8)])
+    out = capsys.readouterr().out
+    header = "sweep: {} ranked on validation; test accuracy of each job's selected n ({})"
+    assert "\n" + header.format("1 job", "one seed, no interval") + "\n" in out
+    assert "  1    exp alpha=1    8  0.800  0.790" in out
+    print_ranking(rank([job("exp alpha=1", 1, 0.8, seeds=3), job("exp alpha=2", 2, 0.81, seeds=3)]))
+    out = capsys.readouterr().out
+    assert header.format("2 jobs", "mean over seeds [95% CI]") in out
+    assert out.index("exp alpha=2") < out.index("exp alpha=1")  # best validation first
+
+
+def test_jobs_are_numbered_from_1_and_a_failure_is_forgotten_once_a_resume_finished_it(store, tmp_path, capsys):
+    folder = tmp_path / "multirun"
+    sweep = open_parent(store, folder, num_jobs=2)
+    write_job_report(folder / "0", job("exp alpha=1", 1, 0.8))
+    write_job_report(folder / "1", JobResult("failed", "exp alpha=2", [], error="interrupted (Ctrl-C)", number=2))
+    close_sweep(sweep, store)
+    parent = store.client.get_run(sweep.parent_run_id)
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["polyexp.failed_jobs"] == "job 2 (exp alpha=2): interrupted (Ctrl-C)"
+    rows = list(csv.DictReader((folder / "sweep_results.csv").read_text().splitlines()))
+    assert [(r["job"], r["rank"], r["status"]) for r in rows] == [("1", "1", "finished"), ("2", "", "failed")]
+
+    tracking.reopen_run(store.client, sweep.parent_run_id, {})  # the command again: job 2 runs and finishes
+    write_job_report(folder / "1", job("exp alpha=2", 2, 0.81))
+    close_sweep(sweep, store)
+    parent = store.client.get_run(sweep.parent_run_id)
+    assert parent.info.status == "FINISHED" and "polyexp.failed_jobs" not in parent.data.tags
+    assert "sweep: 2 jobs ranked" in capsys.readouterr().out
+
+
+def test_a_skipped_jobs_row_is_a_finished_ones_with_the_earlier_run_named(store, tmp_path, capsys):
+    folder = tmp_path / "multirun"
+    sweep = open_parent(store, folder, num_jobs=2)
+    reused = {"run_id": "abc", "run_name": "exp alpha=2", "parent": "sweep exp alpha=2,4", "output_dir": "/o/1"}
+    write_job_report(folder / "0", job("exp alpha=1", 1, 0.8))
+    write_job_report(folder / "1", job("exp alpha=2", 2, 0.81, selected_n=8, reused=reused))
+    close_sweep(sweep, store)
+    rows = {r["run_name"]: r for r in csv.DictReader((folder / "sweep_results.csv").read_text().splitlines())}
+    assert rows["exp alpha=2"]["selected_n"] == "8" and rows["exp alpha=2"]["reused_run_id"] == "abc"
+    line = "exp alpha=2 is run abc (exp alpha=2) of sweep exp alpha=2,4; outputs: /o/1"
+    assert f"  reused: {line}\n" in capsys.readouterr().out
+    assert store.client.get_run(sweep.parent_run_id).data.tags["polyexp.reused_jobs"] == line
