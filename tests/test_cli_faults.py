@@ -66,8 +66,8 @@ def test_an_interrupted_job_ends_its_run_as_killed_and_leaves_no_partial_entry(c
 # after the start (Hydra, the check of every job), or the moment a line appears (s after it).
 # In 4 tries of 12 jobs, a Ctrl-C once landed in a weakref callback, which Python prints and ignores.
 SWEEP = ("averaging=exp", "averaging.alpha=1,2,3", "epochs=100", "-m")
-CTRL_C_POINTS = [(None, 0.3), (None, 1.0), (None, 3.0), ("sweep of 3 jobs", 0.0), ("job 1/3:", 0.0), ("job 1/3:", 1.0),
-                 ("trained 1 seed", 0.0), ("job 2/3:", 0.0), ("job 3/3:", 0.2), ("sweep: 3 jobs ranked", 0.0)]
+CTRL_C_POINTS = [(None, 3.0), ("sweep of 3 jobs", 0.0), ("job 1/3:", 1.0), ("trained 1 seed", 0.0),
+                 ("job 3/3:", 0.2), ("sweep: 3 jobs ranked", 0.0)]
 
 
 def interrupt_at(cli: Cli, marker: str | None, delay: float) -> tuple[int, str]:
@@ -93,6 +93,9 @@ def test_ctrl_c_anywhere_stops_the_sweep_and_ends_every_run(tmp_path, empty_stor
     shutil.copyfile(empty_store, cli.store)
     code, output = interrupt_at(cli, marker, delay)
 
+    if marker is None and code == -signal.SIGINT:  # still in Python's start-up: the shell says 130 all the same
+        assert cli.sweeps() == [] and "Traceback" not in output
+        return
     assert code == 130, output
     assert "Traceback" not in output and output.rstrip().endswith("interrupted")
     assert [r.info.run_name for r in cli.runs() if r.info.status == "RUNNING"] == []

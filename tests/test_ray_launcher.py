@@ -99,7 +99,7 @@ def test_ray_runs_a_sweep_on_a_local_cluster_and_shuts_it_down(tmp_path, ray_tem
     # Nothing but polyexp's and MLflow's files where the command ran.
     assert {p.name for p in tmp_path.iterdir()} == {"multirun", "mlflow.db", "mlartifacts", "cache"}
     (sweep,) = (tmp_path / "multirun").glob("*/*")
-    assert {p.name for p in sweep.iterdir()} == SWEEP_FILES | {"0", "1", "2", "3"}
+    assert {p.name for p in sweep.iterdir() if not p.name.startswith('.')} == SWEEP_FILES | {"0", "1", "2", "3"}
     for job in "0123":
         assert {p.name for p in (sweep / job).iterdir()} == JOB_FILES
 
@@ -148,7 +148,7 @@ def test_the_cluster_preset_runs_a_sweep_on_a_running_cluster(tmp_path, ray_clus
     assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parent.info.run_id}
     assert sorted(r.data.tags["polyexp.trajectory"] for r in jobs) == ["reused", "trained"]
     (sweep,) = (cli.workdir / "multirun").glob("*/*")
-    assert {p.name for p in sweep.iterdir()} == SWEEP_FILES | {"0", "1"}
+    assert {p.name for p in sweep.iterdir() if not p.name.startswith('.')} == SWEEP_FILES | {"0", "1"}
     assert list(cluster_folder.iterdir()) == []
     assert len(list((cli.cache / "trajectories").glob("*.npz"))) == 1
 
@@ -162,7 +162,9 @@ def test_ctrl_c_stops_a_ray_sweep_and_ends_every_run(tmp_path, ray_temp_dir):
     process = cli.start("hydra/launcher=ray", f"+hydra.launcher.ray.init._temp_dir={ray_temp_dir}",
                         "averaging=exp", "averaging.alpha=1,2", "epochs=5000", "-m")
     deadline = time.monotonic() + 180
-    while len([r for r in cli.jobs() if r.info.status == "RUNNING"]) < 2:
+    # the store is ready once the parent run is (a test client on a fresh SQLite store would race to make it)
+    while not list((cli.workdir / "multirun").rglob("polyexp_sweep.json")) or \
+            len([r for r in cli.jobs() if r.info.status == "RUNNING"]) < 2:
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0]
         time.sleep(0.5)
     time.sleep(2.0)  # inside the epochs
