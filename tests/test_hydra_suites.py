@@ -8,9 +8,18 @@ scan does not see an editable install (see ``hydra_plugins/polyexp_sweeper``).
 
 import pytest
 from conftest import ROOT
+from hydra.core.plugins import Plugins
 from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, IntegrationTestSuite, LauncherTestSuite
 
-import hydra_plugins.polyexp_sweeper  # noqa: F401 - registers hydra/sweeper=polyexp in this process
+from hydra_plugins.polyexp_sweeper import PolyexpSweeper
+
+
+@pytest.fixture(autouse=True)
+def _sweeper_registered():
+    """As a Hydra app that imports polyexp has it: the plugin scan misses an editable install, and the
+    suites' fixtures restore Hydra's singletons (its plugins among them) after every test."""
+    Plugins.instance().register(PolyexpSweeper)
+
 
 pytestmark = pytest.mark.slow  # each test starts Hydra (and joblib's workers, or a subprocess): seconds
 

@@ -60,7 +60,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     def __call__(self, *args: Any) -> JobReturn:  # in the SLURM job
         timeout = f"hydra.launcher.timeout_min={self.params['timeout_min']}"
         stop.on_signals({signal.SIGTERM: lambda: JobStopped(
-            f"SLURM stopped the job at its time limit ({timeout})" if _slurm_reason() == "TimeLimit"
+            f"SLURM stopped the job at its time limit ({timeout})" if _out_of_time()
             else "SLURM cancelled the job (scancel, or preemption)")}, again=False)
         # submitit's notice that the time limit is near (signal_delay_s before it): the job goes on until
         # it ends or SLURM stops it (at a short limit, SLURM sends the notice well before its time).
@@ -99,12 +99,31 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         return results
 
 
-def _slurm_reason() -> str:
-    """Why SLURM is ending this job, as ``scontrol`` says (``TimeLimit``; ``None`` for scancel)."""
+def _out_of_time() -> bool:
+    """Whether SLURM is ending this job at its time limit, as ``scontrol`` says.
+
+    The reason (``Reason=TimeLimit``, ``JobState=TIMEOUT``) may not be set yet when the job gets its
+    SIGTERM, so a run time at its limit counts too; scancel and preemption come before it.
+    """
     found = subprocess.run(["scontrol", "-o", "show", "job", os.environ.get("SLURM_JOB_ID", "")],
                            capture_output=True, text=True, check=False, timeout=10)
-    match = re.search(r"\bReason=(\S+)", found.stdout)
-    return match.group(1) if match else ""
+    fields = dict(re.findall(r"\b(\w+)=(\S+)", found.stdout))
+    if fields.get("Reason") == "TimeLimit" or fields.get("JobState") == "TIMEOUT":
+        return True
+    run, limit = _seconds(fields.get("RunTime", "")), _seconds(fields.get("TimeLimit", ""))
+    return run is not None and limit is not None and run >= limit
+
+
+def _seconds(duration: str) -> int | None:
+    """``[D-]HH:MM:SS`` (or ``MM:SS``) in seconds; None for ``UNLIMITED`` or nothing."""
+    days, _, clock = duration.rpartition("-")
+    parts = clock.split(":")
+    if not all(part.isdigit() for part in parts) or not 2 <= len(parts) <= 3:
+        return None
+    seconds = 0
+    for part in parts:
+        seconds = seconds * 60 + int(part)
+    return seconds + (int(days) * 86400 if days.isdigit() else 0)
 
 
 def _job_ids(folder: Path) -> list[str]:
