@@ -1,50 +1,16 @@
-"""Hydra's own launcher suites, as Hydra's plugins test themselves, run with ``hydra/sweeper=polyexp``.
+"""Hydra's own launcher suites with ``hydra/sweeper=polyexp`` (``tests/hydra_suites.py``), in a fresh process."""
 
-The suites sweep apps of their own (not polyexp's): there the sweeper must be Hydra's basic sweeper,
-for the basic and the joblib launchers. The integration suite starts each app as a subprocess, which
-finds the sweeper through Hydra's plugin scan; the repository root goes on ``PYTHONPATH`` because the
-scan does not see an editable install (see ``hydra_plugins/polyexp_sweeper``).
-"""
+import subprocess
+import sys
 
 import pytest
 from conftest import ROOT
-from hydra.core.plugins import Plugins
-from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, IntegrationTestSuite, LauncherTestSuite
-
-from hydra_plugins.polyexp_sweeper import PolyexpSweeper
 
 
-@pytest.fixture(autouse=True)
-def _sweeper_registered():
-    """As a Hydra app that imports polyexp has it: the plugin scan misses an editable install, and the
-    suites' fixtures restore Hydra's singletons (its plugins among them) after every test."""
-    Plugins.instance().register(PolyexpSweeper)
-
-
-pytestmark = pytest.mark.slow  # each test starts Hydra (and joblib's workers, or a subprocess): seconds
-
-POLYEXP = ["hydra/sweeper=polyexp"]
-LAUNCHERS = [("basic", POLYEXP), ("joblib", POLYEXP)]
-
-
-@pytest.mark.parametrize(("launcher_name", "overrides"), LAUNCHERS)
-class TestLauncherSuite(LauncherTestSuite):
-    pass
-
-
-@pytest.mark.parametrize(("launcher_name", "overrides"), [(name, [*o, "hydra.sweeper.max_batch_size=2"])
-                                                          for name, o in LAUNCHERS])
-class TestBatchedSweeperSuite(BatchedSweeperTestSuite):
-    pass
-
-
-@pytest.mark.parametrize(("task_launcher_cfg", "extra_flags"), [
-    ({"defaults": [{"override hydra/launcher": launcher}, {"override hydra/sweeper": "polyexp"},
-                   {"override hydra/job_logging": "disabled"}]},
-     ["-m"])
-    for launcher in ("basic", "joblib")
-])
-class TestIntegrationSuite(IntegrationTestSuite):
-    @pytest.fixture(autouse=True)
-    def _sweeper_on_path(self, monkeypatch):
-        monkeypatch.setenv("PYTHONPATH", str(ROOT))
+@pytest.mark.slow
+def test_hydras_launcher_suites_pass_with_polyexps_sweeper(tmp_path):
+    suites = ROOT / "tests" / "hydra_suites.py"
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suites)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout
