@@ -8,19 +8,29 @@ boundaries (every epoch, every job's start, the command's end)::
     on_signals({signal.SIGINT: interrupted})
     ...
     check()   # raises KeyboardInterrupt again if a Ctrl-C came, even one that was lost
+
+Where a run must not be half made (created, but not yet known to the code that ends it), the stop
+waits for the end of the block::
+
+    with held():
+        run_id = create_run(...)
+        unclosed[folder] = run_id
+    # a Ctrl-C that came inside the block is raised here
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
 
 Stop = Callable[[], BaseException]
 
 _requested: Stop | None = None
 _raised: list[BaseException] = []  # what the handlers raised: where Python loses one, check() raises it again
+_holding = 0  # inside held(): a signal is recorded, and raised when the block ends
 
 
 def on_signals(stops: Mapping[int, Stop], *, again: bool = True) -> None:
@@ -41,6 +51,8 @@ def _handler(stop: Stop, again: bool) -> Callable[[int, FrameType | None], None]
             return
         if _requested is None:  # the first signal says why; a second Ctrl-C stops the clean-up too
             _requested = stop
+        if _holding:
+            return
         exc = stop()
         _raised.append(exc)
         raise exc
@@ -62,6 +74,19 @@ def interrupted() -> KeyboardInterrupt:
 def requested() -> BaseException | None:
     """The stop a signal asked for, or None."""
     return _requested() if _requested is not None else None
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """A block a signal does not cut in two: its stop is raised when the block ends."""
+    global _holding
+    _holding += 1
+    try:
+        yield
+    finally:
+        _holding -= 1
+    if not _holding:
+        check()
 
 
 def check() -> None:

@@ -31,6 +31,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from polyexp.core.errors import TrackingError, first_line
+from polyexp.run import stop
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +119,14 @@ def tracked_run(
     tags = {**tags, MLFLOW_RUN_NAME: run_name}
     if parent_run_id:
         tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
-    run_id = guarded(client.create_run, store.experiment_id, run_name=run_name, tags=tags).info.run_id
+    run_id = None
     try:
+        with stop.held():  # a Ctrl-C as the run is created is raised once it can be ended
+            run_id = guarded(client.create_run, store.experiment_id, run_name=run_name, tags=tags).info.run_id
         yield run_id
     except BaseException as exc:
+        if run_id is None:
+            raise
         interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
         end_run(client, run_id, "KILLED" if interrupted else "FAILED", error=exc)
         raise

@@ -143,17 +143,20 @@ class SweepParent:
         }
         earlier = tracking.find_run(store, {"role": "sweep", "sweep_key": key})
         jobs = "?" if num_jobs is None else num_jobs
+        with stop.held():  # a Ctrl-C here is raised once the parent is registered, so it still ends the run
+            if earlier is None:
+                run_id = tracking.guarded(store.client.create_run, store.experiment_id,
+                                          run_name=sweep_name(overrides), tags=tags).info.run_id
+            else:
+                run_id = earlier.info.run_id
+                tracking.reopen_run(store.client, run_id, tags)
+            sweep = Sweep(folder, run_id, num_jobs, swept_keys_of(overrides))
+            parent = cls.unclosed[folder] = cls(sweep, store)
         if earlier is None:
-            run_id = tracking.guarded(store.client.create_run, store.experiment_id, run_name=sweep_name(overrides),
-                                      tags=tags).info.run_id
             log.info("sweep of %s jobs: parent run %s in %s", jobs, run_id, store.uri)
         else:
-            run_id = earlier.info.run_id
-            tracking.reopen_run(store.client, run_id, tags)
             log.info("sweep of %s jobs: continuing under the parent run %s (%s) in %s", jobs, run_id,
                      earlier.info.run_name, store.uri)
-        sweep = Sweep(folder, run_id, num_jobs, swept_keys_of(overrides))
-        parent = cls.unclosed[folder] = cls(sweep, store)  # first: a Ctrl-C from here on still ends the run
         write_text(folder / SWEEP_FILE, json.dumps({
             "parent_run_id": run_id, "num_jobs": num_jobs, "swept_keys": list(sweep.swept_keys),
         }))
