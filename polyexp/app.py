@@ -20,7 +20,7 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from polyexp.core.averaging import WEIGHTINGS
+from polyexp.core.averaging import AVERAGINGS
 from polyexp.core.errors import ConfigError, PolyexpError
 from polyexp.core.settings import plan
 from polyexp.hydra_setup import check_override_keys, config_path, register_configs
@@ -42,8 +42,8 @@ def main(cfg: DictConfig) -> float | None:
     """One Hydra job; returns its validation score (what an optimising sweeper maximises)."""
     stop.check()  # a Ctrl-C that an earlier job of the sweep lost stops the sweep here
     job = current_job()
-    weighting = OmegaConf.select(cfg, f"{WEIGHTINGS.group}.name", default="?")
-    name = run_name(weighting, job.overrides, job.sweep.swept_keys if job.sweep else None)
+    averaging = OmegaConf.select(cfg, f"{AVERAGINGS.group}.name", default="?")
+    name = run_name(averaging, job.overrides, job.sweep.swept_keys if job.sweep else None)
     try:
         experiment = plan(cfg)
         settings = experiment.settings.tracking

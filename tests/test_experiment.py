@@ -173,7 +173,7 @@ def test_the_greedy_soup_with_batchnorm_ranks_members_as_it_scores_soups():
         np.testing.assert_allclose(outcome.weights[0, n - 1, :n], expected)
 
 
-def test_a_weighting_that_misbehaves_fails_before_training(monkeypatch):
+def test_an_averaging_that_misbehaves_fails_before_training(monkeypatch):
     monkeypatch.setenv("POLYEXP_PLUGINS", "misbehaving_plugins")
     experiment = plan(compose(["averaging=negative", "epochs=5", "window.size=2"]))
     trained = []

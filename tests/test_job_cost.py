@@ -16,15 +16,15 @@ from polyexp.run import tracking
 def test_jobs_with_the_same_model_and_rows_share_one_scorer_and_score_as_a_fresh_one():
     experiment = plan(compose(["epochs=5", "window.size=3", "data.n_val=50"]))
     data = experiment.load_data()
-    other_weighting = plan(compose(["epochs=5", "window.size=3", "data.n_val=50", "averaging=linear"]))
-    assert scorer_for(experiment, data) is scorer_for(other_weighting, data)
+    other_averaging = plan(compose(["epochs=5", "window.size=3", "data.n_val=50", "averaging=linear"]))
+    assert scorer_for(experiment, data) is scorer_for(other_averaging, data)
     moved = dataclasses.replace(data, x_train=data.x_train + 1)
     wider = plan(compose(["epochs=5", "window.size=3", "data.n_val=50", "model.hidden=[7]"]))
     assert scorer_for(experiment, moved) is not scorer_for(experiment, data)
     assert scorer_for(wider, data) is not scorer_for(experiment, data)
 
     outcome = run_experiment(experiment, data)
-    again = run_experiment(other_weighting, data)  # the shared scorer, after another job used it
+    again = run_experiment(other_averaging, data)  # the shared scorer, after another job used it
     fresh = Scorer(experiment.model(data.num_features, data.num_classes), data.x_train)
     members = [w[0] for w in again.trajectory.checkpoints]  # seed 0's K checkpoints
     accuracy, _ = fresh(members, data.x_test, data.y_test, averaged=False)

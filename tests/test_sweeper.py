@@ -17,7 +17,7 @@ def jobs(*overrides: str, **choices: str) -> list[list[str]]:
     return expand(OverridesParser.create().parse_overrides(list(overrides)), {**DEFAULTS, **choices})
 
 
-def test_a_field_applies_to_the_weightings_that_have_it():
+def test_a_field_applies_to_the_averagings_that_have_it():
     assert jobs("averaging=equal,linear,exp", "averaging.alpha=1,2,4") == [
         ["averaging=equal"], ["averaging=linear"],
         ["averaging=exp", "averaging.alpha=1"], ["averaging=exp", "averaging.alpha=2"],

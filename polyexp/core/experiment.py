@@ -78,8 +78,8 @@ def run_experiment(
     """Train (or fetch) the trajectory of ``plan``'s seed group and score it; see the module docstring."""
     settings = plan.settings
     k = len(plan.window)
-    if not plan.weighting.wants:  # a plain weighting's mistakes show before any training
-        weight_matrix(plan.weighting, k)
+    if not plan.averaging.wants:  # a plain averaging's mistakes show before any training
+        weight_matrix(plan.averaging, k)
     # The jobs of a basic-launcher sweep share this process; Python's own collector frees the rest
     # (a full collection after the imports costs about 0.3 s).
     keras.backend.clear_session(free_memory=False)
@@ -103,7 +103,7 @@ def run_experiment(
     else:
         trajectory, reused = fetch(train_now) if fetch is not None else (train_now(), False)
         scorer = scorer_for(plan, data)
-    weights, scores = score_trajectory(scorer, trajectory, plan.weighting, data)
+    weights, scores = score_trajectory(scorer, trajectory, plan.averaging, data)
     per_n, summary = summarise(scores)
     first_seed_average = average([w[0] for w in trajectory.checkpoints], weights[0, -1])
     return Outcome(
@@ -137,7 +137,7 @@ def scorer_for(plan: Plan, data: Dataset) -> Scorer:
 
 
 def score_trajectory(
-    scorer: Scorer, trajectory: Trajectory, weighting: BoundPlugin, data: Dataset
+    scorer: Scorer, trajectory: Trajectory, averaging: BoundPlugin, data: Dataset
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The weights of every n for every seed, and every score (see the module docstring)."""
     s, k = trajectory.checkpoints[0].shape[:2]
@@ -148,7 +148,7 @@ def score_trajectory(
         probabilities[split] = scorer.probabilities(members, x).reshape(s, k, len(x), -1)
         scores |= _scores(f"{split}_single", y, probabilities[split])
 
-    weights = seed_weights(scorer, trajectory, weighting, data, scores["val_single_acc"])
+    weights = seed_weights(scorer, trajectory, averaging, data, scores["val_single_acc"])
     averaged = [w.reshape(s * k, *w.shape[2:]) for w in average_sets(trajectory, weights)]
     for split in SCORED_SPLITS:
         x, y = data.split(split)
@@ -168,9 +168,9 @@ def _scores(prefix: str, labels: np.ndarray, probabilities: np.ndarray) -> dict[
 
 
 def seed_weights(
-    scorer: Scorer, trajectory: Trajectory, weighting: BoundPlugin, data: Dataset, val_member_acc: np.ndarray
+    scorer: Scorer, trajectory: Trajectory, averaging: BoundPlugin, data: Dataset, val_member_acc: np.ndarray
 ) -> np.ndarray:
-    """``(S, K, K)``: each seed's weight matrix. A selecting weighting sees that seed's validation rows only.
+    """``(S, K, K)``: each seed's weight matrix. A selecting averaging sees that seed's validation rows only.
 
     It ranks the members as it scores their averages: with BatchNorm statistics recomputed, each
     member alone is scored with its statistics recomputed too (``val_member_acc``, their stored
@@ -178,8 +178,8 @@ def seed_weights(
     member ranked with.
     """
     s, k = trajectory.checkpoints[0].shape[:2]
-    if not weighting.wants:
-        return np.broadcast_to(weight_matrix(weighting, k), (s, k, k)).copy()
+    if not averaging.wants:
+        return np.broadcast_to(weight_matrix(averaging, k), (s, k, k)).copy()
     if scorer.recomputes:
         members = [w.reshape(s * k, *w.shape[2:]) for w in trajectory.checkpoints]
         val_member_acc = scorer(members, data.x_val, data.y_val, averaged=True)[0].reshape(s, k)
@@ -198,7 +198,7 @@ def seed_weights(
                 scored[key] = float(accuracy[0])
             return scored[key]
 
-        matrices.append(weight_matrix(weighting, k, validation=Validation(val_member_acc[seed], score)))
+        matrices.append(weight_matrix(averaging, k, validation=Validation(val_member_acc[seed], score)))
     return np.stack(matrices)
 
 

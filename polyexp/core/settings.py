@@ -22,7 +22,7 @@ from typing import Annotated, Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from polyexp.core.averaging import WEIGHTINGS
+from polyexp.core.averaging import AVERAGINGS
 from polyexp.core.data import DATASETS, Dataset, check_dataset
 from polyexp.core.errors import ConfigError, PluginError
 from polyexp.core.models import MODELS
@@ -47,7 +47,7 @@ from polyexp.core.trajectory_sources import TRAJECTORIES, CheckpointFiles
 from polyexp.core.window import WINDOWS, StepWindow, check_window
 
 # One config group per registry; the group's name is the registry's.
-GROUPS: tuple[Registry, ...] = (DATASETS, MODELS, OPTIMIZERS, SCHEDULES, WINDOWS, WEIGHTINGS, TRAJECTORIES)
+GROUPS: tuple[Registry, ...] = (DATASETS, MODELS, OPTIMIZERS, SCHEDULES, WINDOWS, AVERAGINGS, TRAJECTORIES)
 
 Nothing = Affects.NOTHING
 
@@ -157,7 +157,7 @@ class Plan:
     data = _chosen(DATASETS)
     model = _chosen(MODELS)
     optimizer = _chosen(OPTIMIZERS)
-    weighting = _chosen(WEIGHTINGS)  # the ``averaging`` group: the weights of the average of the n latest
+    averaging = _chosen(AVERAGINGS)  # the weights of the average of the n latest
 
     def load_data(self) -> Dataset:
         """The data plugin's dataset, checked: every split non-empty, every class in training; then

@@ -8,7 +8,7 @@
 - ``summary.json``: the selection on validation and the headline numbers, with intervals;
 - ``averages.csv``: one row per seed and in-training average (EMA, SWA), when there are any;
 - ``history.csv``: one row per seed and epoch: the learning curves on every split;
-- ``weights.json``: the normalised weights of every n, member 1 first (per seed for a selecting weighting);
+- ``weights.json``: the normalised weights of every n, member 1 first (per seed for a selecting averaging);
 - ``checkpoints.npz``: the trajectory (``polyexp.core.trajectory``'s format);
 - ``averaged_model.keras``: the first seed's average of all K members (BatchNorm statistics recomputed);
 - ``plots/``: ``data.png``, ``learning_curves.png``, ``accuracy_vs_n.png``, ``weights.png``.
@@ -74,7 +74,7 @@ def write_outputs(
     ))
     summary = {key: None if np.isnan(value) else value for key, value in outcome.summary.items()}  # JSON has no NaN
     write_text(folder / "summary.json", json.dumps(
-        {"run": name, "weighting": plan.weighting.name, "seeds": seeds, **summary}, indent=1, default=float))
+        {"run": name, "weighting": plan.averaging.name, "seeds": seeds, **summary}, indent=1, default=float))
     if trajectory.averages:
         names = list(trajectory.averages)
         write_text(folder / "averages.csv", csv_text(

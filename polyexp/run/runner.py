@@ -38,11 +38,11 @@ def run_job(
     experiment: Plan, data: Dataset, job: Job, store: tracking.Store, identity: Identity | None = None
 ) -> JobResult:
     """Run one checked experiment as an MLflow run: FINISHED, or FAILED / KILLED on the way out."""
-    name = run_name(experiment.weighting.name, job.overrides, job.sweep.swept_keys if job.sweep else None)
+    name = run_name(experiment.averaging.name, job.overrides, job.sweep.swept_keys if job.sweep else None)
     identity = identity or job_identity(experiment)
     log.info("%s: %s", job.label, name)
     tags = {
-        tracking.TAG_PREFIX + "weighting": experiment.weighting.name,
+        tracking.TAG_PREFIX + "weighting": experiment.averaging.name,
         tracking.TAG_PREFIX + "overrides": " ".join(job.overrides),
         tracking.TAG_PREFIX + "output_dir": str(job.output_dir),
         **{tracking.TAG_PREFIX + k: v for k, v in identity_tags(identity).items()},
