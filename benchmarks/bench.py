@@ -33,9 +33,9 @@ from sklearn.datasets import make_blobs
 from polyexp.core.averaging import AVERAGINGS, average, weight_matrix
 from polyexp.core.data import DATASETS
 from polyexp.core.evaluation import Scorer
-from polyexp.core.experiment import score_trajectory
 from polyexp.core.models import MODELS
 from polyexp.core.optimizers import OPTIMIZERS
+from polyexp.core.outcome import score_trajectory
 from polyexp.core.training import train
 from polyexp.core.window import spaced
 

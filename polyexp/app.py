@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from polyexp.core.averaging import AVERAGINGS
 from polyexp.core.errors import ConfigError, PolyexpError
-from polyexp.core.settings import plan
+from polyexp.core.settings import plan_from
 from polyexp.hydra_setup import check_override_keys, config_path, register_configs
 from polyexp.run import stop
 from polyexp.run.job import Job, JobResult, run_name, write_job_report
@@ -45,25 +45,25 @@ def main(cfg: DictConfig) -> float | None:
     averaging = OmegaConf.select(cfg, f"{AVERAGINGS.group}.name", default="?")
     name = run_name(averaging, job.overrides, job.sweep.swept_keys if job.sweep else None)
     try:
-        experiment = plan(cfg)
-        settings = experiment.settings.tracking
+        plan = plan_from(cfg)
+        settings = plan.settings.tracking
         may_skip = bool(job.sweep and settings.skip_finished)  # a sweep checked its jobs' data already
-        data = None if may_skip else experiment.load_data()
+        data = None if may_skip else plan.load_data()
         from polyexp.core.identity import job_identity
         from polyexp.run import tracking  # loads MLflow: only once the config is checked
         from polyexp.run.resume import finished_run
 
         store = tracking.open_store(settings.uri, settings.experiment, job.launch_dir)
-        identity = job_identity(experiment)
+        identity = job_identity(plan)
         result = finished_run(store, identity, job, name) if may_skip else None
         if result is None:
-            data = experiment.load_data() if data is None else data
+            data = plan.load_data() if data is None else data
             from polyexp.run.quiet import import_tensorflow
 
-            import_tensorflow(verbose=experiment.settings.verbose)
+            import_tensorflow(verbose=plan.settings.verbose)
             from polyexp.run.runner import run_job  # loads TensorFlow: only once the store answers
 
-            result = run_job(experiment, data, job, store, identity)
+            result = run_job(plan, data, job, store, identity)
     except BaseException as exc:
         write_job_report(job.output_dir, JobResult("failed", name, list(job.overrides), error=failure_reason(exc),
                                                    number=job.position))

@@ -1,4 +1,4 @@
-"""A job of the experiment: where it runs, its place in a sweep, and the report it leaves.
+"""A job: where it runs, its place in a sweep, and the report it leaves.
 
 Every job writes ``polyexp_job.json`` into its output folder, finished, skipped or failed; the
 sweep's parent run is summarised from these reports, so it also learns about jobs that failed

@@ -37,8 +37,8 @@ from polyexp.core.trajectory import write_trajectory
 if TYPE_CHECKING:  # not at run time: a sweep's summary writes its figure without TensorFlow
     from matplotlib.figure import Figure
 
-    from polyexp.core.experiment import Outcome
     from polyexp.core.identity import Identity
+    from polyexp.core.outcome import Outcome
     from polyexp.core.settings import Plan
 
 METRICS = ("acc", "loss", "ece")  # every score's metrics: accuracy, cross-entropy, expected calibration error

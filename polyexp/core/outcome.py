@@ -1,4 +1,4 @@
-"""One job's computation: a checked config and its data in, an :class:`Outcome` of arrays out.
+"""One job's computation: a checked plan and its data in, an :class:`Outcome` of arrays out.
 
 Train the seed group once (or take its trajectory from ``fetch``, the cache), score every checkpoint
 alone (*single*), every weight average of the n latest checkpoints (*average*), every output ensemble
@@ -6,8 +6,8 @@ of them (*ensemble*: their predicted probabilities averaged with the same weight
 in-training averages (*ema_D*, *swa*), on the validation and the test rows, for every seed; then
 summarise over seeds, selecting on validation alone. No MLflow, no files::
 
-    experiment = plan(compose(["seeds=5", "epochs=50"]))
-    outcome = run_experiment(experiment, experiment.load_data())
+    plan = plan_from(compose(["seeds=5", "epochs=50"]))
+    outcome = compute_outcome(plan, plan.load_data())
     outcome.scores["test_average_acc"].shape        # (5, 10): seed x n
     outcome.summary["selected_n"], outcome.summary["selected_test_acc"]
 
@@ -68,7 +68,7 @@ class Outcome:
         return self.trajectory.seeds.tolist()
 
 
-def run_experiment(
+def compute_outcome(
     plan: Plan,
     data: Dataset,
     fetch: Fetch | None = None,
