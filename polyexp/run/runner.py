@@ -76,7 +76,7 @@ def run_job(
             summary=outcome.summary, test_average_acc=outcome.per_n["test_average_acc"].mean.tolist(),
             test_rows=len(data.x_test), number=job.position,
         )
-        write_job_report(job.output_dir, result)  # logged with the run: what a later, skipped job reuses
+        write_job_report(job.output_dir, result)  # the job's one report, logged with the run for a later skipped job
         tracking.log_metrics(client, run_id, metric_rows(outcome), tags=tags)
         tracking.log_folder(client, run_id, job.output_dir)
     print_table(outcome)
