@@ -52,7 +52,7 @@ PHASES: dict[str, list[tuple[str, str]]] = {
     "store": [("polyexp.run.tracking", "open_store"), ("polyexp.sweep.parent", "finished_run")],
     "data": [("polyexp.core.settings", "Plan.load_data")],
     "train": [("polyexp.core.training", "train"), ("polyexp.run.trajectory_cache", "TrajectoryCache.fetch")],
-    "score": [("polyexp.core.experiment", "run_experiment")],
+    "score": [("polyexp.core.experiment", "start_experiment"), ("polyexp.core.experiment", "finish_experiment")],
     "outputs": [("polyexp.run.outputs", "write_outputs")],
     "plots": [("polyexp.run.plots", "*"), ("polyexp.run.outputs", "write_png")],
     "logging": [("mlflow.tracking.client", "MlflowClient.*")],
