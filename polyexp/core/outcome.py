@@ -18,6 +18,7 @@ metric ``acc``, ``loss`` or ``ece`` (expected calibration error, ``polyexp.core.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -75,33 +76,59 @@ def compute_outcome(
     *,
     on_progress: Callable[[int], None] | None = None,
 ) -> Outcome:
-    """Train (or fetch) the trajectory of ``plan``'s seed group and score it; see the module docstring."""
-    settings = plan.settings
-    k = len(plan.window)
+    """Train (or fetch) the trajectory of ``plan``'s seed group and score it; see the module docstring.
+
+    ``prepare_training`` then ``outcome_of``, with the trajectory between them trained, or
+    taken from ``fetch``, which is given the :class:`Training` to run when it has none.
+    """
+    training = prepare_training(plan, data, on_progress=on_progress)
+    if plan.checkpoint_files is not None:  # your own checkpoints: nothing to train or cache
+        return outcome_of(training, None)
+    trajectory, reused = fetch(training) if fetch is not None else (training(), False)
+    return outcome_of(training, trajectory, reused=reused)
+
+
+class Training:
+    """Training a plan's seed group on its data, when called; ``seconds``: how long it took (None: not yet).
+
+    A trajectory cache calls it when it has no entry (``TrajectoryCache.fetch``).
+    """
+
+    def __init__(self, plan: Plan, data: Dataset, on_progress: Callable[[int], None] | None = None) -> None:
+        self.plan, self.data, self.on_progress = plan, data, on_progress
+        self.seconds: float | None = None
+
+    def __call__(self) -> Trajectory:
+        plan, settings = self.plan, self.plan.settings
+        started = time.perf_counter()
+        trajectory = train(
+            functools.partial(build_model, plan.model, self.data), plan.optimizer, self.data,
+            seeds=settings.seed_list, epochs=settings.epochs, batch_size=settings.batch_size, window=plan.window,
+            schedule=plan.plugins["schedule"], ema_decays=settings.ema_decays or (), swa_start=settings.swa_start,
+            curve_every=settings.curve_every, on_progress=self.on_progress,
+        )
+        self.seconds = time.perf_counter() - started
+        return trajectory
+
+
+def prepare_training(plan: Plan, data: Dataset, *, on_progress: Callable[[int], None] | None = None) -> Training:
+    """What comes before any training: a plain averaging checked, Keras's session cleared; the training to run."""
     if not plan.averaging.wants:  # a plain averaging's mistakes show before any training
-        weight_matrix(plan.averaging, k)
+        weight_matrix(plan.averaging, len(plan.window))
     # The jobs of a basic-launcher sweep share this process; Python's own collector frees the rest
     # (a full collection after the imports costs about 0.3 s).
     keras.backend.clear_session(free_memory=False)
-    seconds: list[float] = []
+    return Training(plan, data, on_progress)
 
-    def train_now() -> Trajectory:
-        started = time.perf_counter()
-        trajectory = train(
-            lambda: build_model(plan.model, data), plan.optimizer, data,
-            seeds=settings.seed_list, epochs=settings.epochs, batch_size=settings.batch_size, window=plan.window,
-            schedule=plan.plugins["schedule"], ema_decays=settings.ema_decays or (), swa_start=settings.swa_start,
-            curve_every=settings.curve_every, on_progress=on_progress,
-        )
-        seconds.append(time.perf_counter() - started)
-        return trajectory
 
-    if plan.checkpoint_files is not None:  # your own checkpoints: nothing to train or cache
+def outcome_of(training: Training, trajectory: Trajectory | None, *, reused: bool = False) -> Outcome:
+    """Score ``trajectory`` (trained by ``training``, or ``reused`` from a cache; None: the plan's own
+    checkpoint files, read here) and summarise it over seeds."""
+    plan, data, settings = training.plan, training.data, training.plan.settings
+    if trajectory is None:
         trajectory, model = read_checkpoints(plan.checkpoint_files, plan.model, data)
-        reused = False
         scorer = Scorer(model, data.x_train, recompute_bn=settings.recompute_bn)
     else:
-        trajectory, reused = fetch(train_now) if fetch is not None else (train_now(), False)
         scorer = scorer_for(plan, data)
     weights, scores = score_trajectory(scorer, trajectory, plan.averaging, data)
     per_n, summary = summarise(scores)
@@ -109,7 +136,7 @@ def compute_outcome(
     return Outcome(
         trajectory=trajectory, weights=weights, scores=scores, per_n=per_n, summary=summary,
         averaged_model=scorer.holding(first_seed_average, averaged=True),
-        reused=reused, train_seconds=seconds[0] if seconds else None,
+        reused=reused, train_seconds=training.seconds,
     )
 
 

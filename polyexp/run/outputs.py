@@ -162,7 +162,8 @@ def _rates(plan: Plan, data: Dataset) -> np.ndarray | None:
 
 
 def write_png(path: Path, figure: Figure) -> None:
-    atomic_write(path, lambda handle: figure.savefig(handle, format="png"))
+    with atomic_write(path) as handle:
+        figure.savefig(handle, format="png")
 
 
 def _save_model(outcome: Outcome, path: Path) -> None:

@@ -22,9 +22,10 @@ import numpy as np
 from polyexp.core.data import Dataset
 from polyexp.core.errors import TrainingDiverged
 from polyexp.core.identity import Identity, digest, job_identity, trajectory_identity
-from polyexp.core.outcome import Fetch, Outcome, compute_outcome
+from polyexp.core.outcome import Outcome, Training, outcome_of, prepare_training
 from polyexp.core.settings import Plan
 from polyexp.core.training import configure_threads
+from polyexp.core.trajectory import Trajectory
 from polyexp.run import links, tracking
 from polyexp.run.job import Job, JobResult, run_name, write_job_report
 from polyexp.run.outputs import print_table, write_outputs
@@ -58,7 +59,9 @@ def run_job(
         progress = EpochProgress(plan.settings.epochs, f"{job.label} training")
         trajectory = trajectory_identity(plan)
         try:
-            outcome = compute_outcome(plan, data, _fetch(plan, trajectory), on_progress=progress)
+            training = prepare_training(plan, data, on_progress=progress)
+            fetched, reused = _trajectory(plan, trajectory, training)
+            outcome = outcome_of(training, fetched, reused=reused)
         except TrainingDiverged as diverged:  # keep the curves up to the divergence
             tracking.log_metrics(client, run_id, per_epoch_rows(diverged.history, diverged.curve_epochs),
                                  tags={**tags, "diverged_epoch": str(diverged.epoch),
@@ -129,11 +132,14 @@ def _source_text(plan: Plan, outcome: Outcome, source: str) -> str:
             f"in {outcome.train_seconds:.2f} s")
 
 
-def _fetch(plan: Plan, identity: Identity) -> Fetch | None:
+def _trajectory(plan: Plan, identity: Identity, training: Training) -> tuple[Trajectory | None, bool]:
+    """(trajectory, reused): from the cache, else trained; None for the plan's own checkpoint files."""
+    if plan.checkpoint_files is not None:
+        return None, False
     cache = plan.settings.cache
     if not cache.enabled:
-        return None
-    return lambda train: TrajectoryCache(cache_dir(cache.dir)).fetch(identity, train)
+        return training(), False
+    return TrajectoryCache(cache_dir(cache.dir)).fetch(identity, training)
 
 
 def _threads(plan: Plan, job: Job) -> dict[str, str]:

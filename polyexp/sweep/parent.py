@@ -315,9 +315,9 @@ def _table(reports: list[JobResult], ranked: list[JobResult]) -> str:
                for part in ("", "_ci_low", "_ci_high")]
     header = ["job", "rank", "run_name", "status", "run_id", "trajectory", "selected_n", *numbers, "error",
               "reused_run_id", *(f"test_average_acc_{n}" for n in range(1, k + 1))]
-    return csv_text(header, (
+    return csv_text(header, [  # rows made here: a generator would be run by csv_text, back in this module
         [r.number if r.number is not None else "", places.get(id(r), ""), r.run_name, r.status, r.run_id or "",
          r.trajectory or "", r.summary.get("selected_n", ""), *(r.summary.get(key, "") for key in numbers),
          r.error or "", (r.reused or {}).get("run_id", ""), *r.test_average_acc]
-        for r in sorted(reports, key=lambda r: places.get(id(r), len(places) + 1))))
+        for r in sorted(reports, key=lambda r: places.get(id(r), len(places) + 1))])
 
