@@ -56,7 +56,7 @@ def same(a, b) -> bool:
 
 
 def test_a_run_a_skipped_and_a_failed_job_each_write_their_report_once(tmp_path, store, reports):
-    from polyexp.app import run_or_skip
+    from polyexp.task import run_or_skip
 
     run = Job(tmp_path / "run", tmp_path, ("averaging=exp",))
     result = run_or_skip(config(store, "averaging=exp"), run)
@@ -93,7 +93,7 @@ def test_a_run_a_skipped_and_a_failed_job_each_write_their_report_once(tmp_path,
 
 
 def test_a_run_whose_logging_fails_after_its_report_leaves_the_failed_report(tmp_path, store, reports, monkeypatch):
-    from polyexp.app import run_or_skip
+    from polyexp.task import run_or_skip
 
     def refuse(*args, **kwargs):
         raise TrackingError("the artifact store is gone")

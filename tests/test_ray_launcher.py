@@ -21,7 +21,7 @@ import pytest
 from conftest import free_port, make_cli, processes_with, sweep_runs
 from omegaconf import OmegaConf
 
-from polyexp.app import parallel_workers
+from polyexp.task import parallel_workers
 
 JOB_FILES = {"results.csv", "results_mean.csv", "summary.json", "history.csv", "weights.json", "checkpoints.npz",
              "averaged_model.keras", "identity.json", "plots", "config.yaml", ".hydra", "polyexp.log",

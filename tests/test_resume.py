@@ -50,7 +50,8 @@ def test_a_skipped_job_is_the_earlier_runs_report_and_links_to_its_outputs(tmp_p
 
 
 def test_an_interrupted_job_says_why():
-    from polyexp.app import Terminated, failure_reason
+    from polyexp.run.stop import Terminated
+    from polyexp.task import failure_reason
 
     assert failure_reason(KeyboardInterrupt()) == "interrupted (Ctrl-C)"
     assert failure_reason(Terminated(143)) == "terminated (SIGTERM)"

@@ -131,7 +131,8 @@ def test_one_job_passes_each_module_once(cli: Cli, tmp_path):
         asked = [frame for frame in found["example"][:-1] if not frame.startswith("polyexp.core.registry:")][-1]
         assert asked.startswith(found["module"] + ":"), found
     steps = [(s["from"].removeprefix("polyexp."), s["to"].removeprefix("polyexp.")) for s in report["walk"]]
-    layers = [("__main__", "app"), ("app", "core.settings"), ("app", "run.tracking"), ("app", "run.runner"),
+    layers = [("__main__", "app"), ("app", "task"), ("task", "core.settings"), ("task", "run.tracking"),
+              ("task", "run.runner"),
               ("run.runner", "core.outcome"), ("run.runner", "run.trajectory_cache"),
               ("run.trajectory_cache", "core.outcome"), ("core.outcome", "core.training"),
               ("run.runner", "run.outputs"), ("run.outputs", "run.plots")]

@@ -1,6 +1,6 @@
 """The errors polyexp raises for bad input, bad plugins and failed runs.
 
-Each message alone tells the user what to change. ``polyexp.app`` shows them at the command line as
+Each message alone tells the user what to change. ``polyexp.task`` shows them at the command line as
 Hydra shows its own: one line, no traceback (``HYDRA_FULL_ERROR=1`` shows the traceback).
 """
 

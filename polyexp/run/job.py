@@ -1,7 +1,7 @@
 """A job: where it runs, its place in a sweep, and the report it leaves.
 
 Every job writes ``polyexp_job.json`` into its output folder once, finished, skipped or failed: the
-runner a finished job's (logged with its run, what a later skipped job reuses), ``polyexp.app`` a
+runner a finished job's (logged with its run, what a later skipped job reuses), ``polyexp.task`` a
 skipped or failed job's. The sweep's parent run is summarised from these reports, so it also learns
 about jobs that failed before they had an MLflow run.
 """

@@ -2,7 +2,7 @@
 
 It applies the pure computation (``polyexp.core.outcome``) to a run: fetch the trajectory through the
 cache, compute, write the job's folder (``polyexp.run.outputs``), and only then log it all, so a
-tracking failure loses nothing. Nothing here knows about Hydra; ``polyexp.app`` supplies the
+tracking failure loses nothing. Nothing here knows about Hydra; ``polyexp.task`` supplies the
 :class:`~polyexp.run.job.Job`::
 
     plan, job = plan_from(cfg), Job(output_dir=Path("out"), launch_dir=Path.cwd())

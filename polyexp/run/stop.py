@@ -71,6 +71,15 @@ def interrupted() -> KeyboardInterrupt:
     return KeyboardInterrupt("interrupted (Ctrl-C)")
 
 
+class Terminated(SystemExit):
+    """SIGTERM, raised in the main thread so that runs, files and sweeps are closed on the way out."""
+
+
+def terminated() -> Terminated:
+    """SIGTERM's stop: exit status 143."""
+    return Terminated(128 + signal.SIGTERM)
+
+
 def requested() -> BaseException | None:
     """The stop a signal asked for, or None."""
     return _requested() if _requested is not None else None
