@@ -30,12 +30,12 @@ import keras
 import numpy as np
 from sklearn.datasets import make_blobs
 
-from polyexp.core.averaging import WEIGHTINGS, average, weight_matrix
+from polyexp.core.averaging import AVERAGINGS, average, weight_matrix
 from polyexp.core.data import DATASETS
 from polyexp.core.evaluation import Scorer
-from polyexp.core.experiment import score_trajectory
 from polyexp.core.models import MODELS
 from polyexp.core.optimizers import OPTIMIZERS
+from polyexp.core.outcome import score_trajectory
 from polyexp.core.training import train
 from polyexp.core.window import spaced
 
@@ -120,17 +120,17 @@ def polyexp_path(job: Job) -> Times:
     trajectory = train(lambda: MODELS["mlp"].bind({})(2, 3), OPTIMIZERS["sgd"].bind({}), data, seeds=[0],
                        epochs=job.epochs, batch_size=BATCH_SIZE, window=window)
     times: Times = {"train": time.perf_counter() - started}
-    weighting = WEIGHTINGS["equal"].bind({})
+    averaging = AVERAGINGS["equal"].bind({})
     started = time.perf_counter()
     scorer = Scorer(MODELS["mlp"].bind({})(2, 3), data.x_train)  # a real job builds its scoring model too
-    _, scores = score_trajectory(scorer, trajectory, weighting, data)
+    _, scores = score_trajectory(scorer, trajectory, averaging, data)
     times["evaluate"] = time.perf_counter() - started
     started = time.perf_counter()
-    score_trajectory(scorer, trajectory, weighting, data)
+    score_trajectory(scorer, trajectory, averaging, data)
     times["warm"] = time.perf_counter() - started
     members = [w[0] for w in trajectory.checkpoints]
     times["math"] = _median_seconds(
-        lambda: average(members, np.vstack([np.eye(job.k), weight_matrix(weighting, job.k)]))
+        lambda: average(members, np.vstack([np.eye(job.k), weight_matrix(averaging, job.k)]))
     )
     times["acc"] = float(scores["test_average_acc"][0, -1])
     return times

@@ -49,10 +49,10 @@ TARGET_GAP_S, TARGET_SWEEP_RATIO, TARGET_PEAK_MIB = 1.5, 2.0, 786
 
 # phase: the functions whose time counts for it, as (module, attribute path, or "*" for every function)
 PHASES: dict[str, list[tuple[str, str]]] = {
-    "store": [("polyexp.run.tracking", "open_store"), ("polyexp.sweep.parent", "finished_run")],
+    "store": [("polyexp.run.tracking", "open_store"), ("polyexp.run.resume", "finished_run")],
     "data": [("polyexp.core.settings", "Plan.load_data")],
     "train": [("polyexp.core.training", "train"), ("polyexp.run.trajectory_cache", "TrajectoryCache.fetch")],
-    "score": [("polyexp.core.experiment", "run_experiment")],
+    "score": [("polyexp.core.outcome", "prepare_training"), ("polyexp.core.outcome", "outcome_of")],
     "outputs": [("polyexp.run.outputs", "write_outputs")],
     "plots": [("polyexp.run.plots", "*"), ("polyexp.run.outputs", "write_png")],
     "logging": [("mlflow.tracking.client", "MlflowClient.*")],

@@ -16,8 +16,8 @@ import polyexp  # noqa: F401 - first: its TensorFlow settings (quiet, oneDNN off
 import numpy as np
 import tensorflow as tf
 
-from polyexp.core.experiment import run_experiment
-from polyexp.core.settings import plan
+from polyexp.core.outcome import compute_outcome
+from polyexp.core.settings import plan_from
 from polyexp.hydra_setup import compose
 
 KEYS = ("test_single_acc", "test_average_acc", "test_ensemble_acc", "val_average_acc")
@@ -25,12 +25,12 @@ KEYS = ("test_single_acc", "test_average_acc", "test_ensemble_acc", "val_average
 
 def main(seeds: int = 10) -> None:
     tf.get_logger().setLevel("ERROR")
-    group_plan = plan(compose([f"seeds={seeds}"]))
+    group_plan = plan_from(compose([f"seeds={seeds}"]))
     data = group_plan.load_data()
-    group = run_experiment(group_plan, data)
+    group = compute_outcome(group_plan, data)
     weight_gap, differing, compared = 0.0, 0, 0
     for s in range(seeds):
-        alone = run_experiment(plan(compose([f"seed={s}"])), data)
+        alone = compute_outcome(plan_from(compose([f"seed={s}"])), data)
         for together, solo in zip(group.trajectory.checkpoints, alone.trajectory.checkpoints, strict=True):
             weight_gap = max(weight_gap, float(np.abs(together[s] - solo[0]).max()))
         for key in KEYS:

@@ -3,7 +3,7 @@
 Run ``python -m polyexp``; see README.md and docs/. The floors, each importing only from those below it:
 
 - ``polyexp.core``: the registry, the settings and plugin groups (``data``, ``models``, ``optimizers``,
-  ``window``, ``averaging``), training, scoring, statistics, the experiment and its identity; no MLflow.
+  ``window``, ``averaging``), training, scoring, statistics, a job's outcome and its identity; no MLflow.
 - ``polyexp.run``: one job (runner, outputs, plots, trajectory cache, tracking).
 - ``polyexp.sweep``: the sweeper and the sweep's parent run.
 - the commands at the top: ``app`` (``python -m polyexp``), ``hydra_setup``, ``ui``, ``plugins``, ``cache``.

@@ -20,9 +20,9 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from polyexp.core.averaging import WEIGHTINGS
+from polyexp.core.averaging import AVERAGINGS
 from polyexp.core.errors import ConfigError, PolyexpError
-from polyexp.core.settings import plan
+from polyexp.core.settings import plan_from
 from polyexp.hydra_setup import check_override_keys, config_path, register_configs
 from polyexp.run import stop
 from polyexp.run.job import Job, JobResult, run_name, write_job_report
@@ -41,29 +41,40 @@ except PolyexpError as exc:  # a POLYEXP_PLUGINS module that does not import: on
 def main(cfg: DictConfig) -> float | None:
     """One Hydra job; returns its validation score (what an optimising sweeper maximises)."""
     stop.check()  # a Ctrl-C that an earlier job of the sweep lost stops the sweep here
-    job = current_job()
-    weighting = OmegaConf.select(cfg, f"{WEIGHTINGS.group}.name", default="?")
-    name = run_name(weighting, job.overrides, job.sweep.swept_keys if job.sweep else None)
+    return run_or_skip(cfg, current_job()).selected_val_acc
+
+
+def run_or_skip(cfg: DictConfig, job: Job) -> JobResult:
+    """One job of a composed config: skipped (an earlier FINISHED run's result), run, or failed.
+
+    Its report is written once: by the runner for a run (before the run logs it, for a later skipped
+    job to reuse), here for a skipped or a failed job. A run whose logging fails after its report was
+    written leaves the failed report in its place.
+    """
+    averaging = OmegaConf.select(cfg, f"{AVERAGINGS.group}.name", default="?")
+    name = run_name(averaging, job.overrides, job.sweep.swept_keys if job.sweep else None)
     try:
-        experiment = plan(cfg)
-        settings = experiment.settings.tracking
+        plan = plan_from(cfg)
+        settings = plan.settings.tracking
         may_skip = bool(job.sweep and settings.skip_finished)  # a sweep checked its jobs' data already
-        data = None if may_skip else experiment.load_data()
+        data = None if may_skip else plan.load_data()
         from polyexp.core.identity import job_identity
         from polyexp.run import tracking  # loads MLflow: only once the config is checked
         from polyexp.run.resume import finished_run
 
         store = tracking.open_store(settings.uri, settings.experiment, job.launch_dir)
-        identity = job_identity(experiment)
-        result = finished_run(store, identity, job, name) if may_skip else None
-        if result is None:
-            data = experiment.load_data() if data is None else data
-            from polyexp.run.quiet import import_tensorflow
+        identity = job_identity(plan)
+        skipped = finished_run(store, identity, job, name) if may_skip else None
+        if skipped is not None:
+            write_job_report(job.output_dir, skipped)
+            return skipped
+        data = plan.load_data() if data is None else data
+        from polyexp.run.quiet import import_tensorflow
 
-            import_tensorflow(verbose=experiment.settings.verbose)
-            from polyexp.run.runner import run_job  # loads TensorFlow: only once the store answers
+        import_tensorflow(verbose=plan.settings.verbose)
+        from polyexp.run.runner import run_job  # loads TensorFlow: only once the store answers
 
-            result = run_job(experiment, data, job, store, identity)
+        return run_job(plan, data, job, store, identity)
     except BaseException as exc:
         write_job_report(job.output_dir, JobResult("failed", name, list(job.overrides), error=failure_reason(exc),
                                                    number=job.position))
@@ -72,8 +83,6 @@ def main(cfg: DictConfig) -> float | None:
                 log.error("%s failed: %s", job.label, exc)  # Hydra reports only the sweep's first failure
             raise CompactHydraException(str(exc)) from exc
         raise
-    write_job_report(job.output_dir, result)
-    return result.selected_val_acc
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -5,7 +5,7 @@ Hydra's ConfigStore, registers ``hydra/sweeper=polyexp`` and the Optuna preset, 
 as ``python -m polyexp OVERRIDES`` would::
 
     cfg = compose(["averaging=exp", "averaging.alpha=4"])
-    experiment = plan(cfg)
+    plan = plan_from(cfg)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from polyexp.core.registry import import_plugin_modules
-from polyexp.core.settings import GROUPS, check_key, experiment_config_class
+from polyexp.core.settings import GROUPS, check_key, schema_class
 
 
 def config_path() -> str:
@@ -60,7 +60,7 @@ def register_configs() -> None:
     import_plugin_modules()
     store = ConfigStore.instance()
     _store_optuna_preset(store)
-    store.store(name="polyexp_schema", node=experiment_config_class())
+    store.store(name="polyexp_schema", node=schema_class())
     for registry in GROUPS:
         for plugin in registry:
             store.store(group=registry.group, name=plugin.name, node=plugin.config_class())

@@ -1,6 +1,6 @@
 """A Keras callback that keeps your own training's last epochs where ``trajectory=files`` reads them.
 
-Add it to your own ``model.fit``; then score every weighting and n of those checkpoints, with no
+Add it to your own ``model.fit``; then score every averaging and n of those checkpoints, with no
 retraining::
 
     from polyexp.keras import CheckpointWindow

@@ -1,9 +1,9 @@
-"""Plugins that break the contract, each in its own way: weightings, and a schedule below zero.
+"""Plugins that break the contract, each in its own way: averagings, and a schedule below zero.
 
 Imported by the CLI through ``POLYEXP_PLUGINS=misbehaving_plugins``, which registers them.
 """
 
-from polyexp.core.averaging import WEIGHTINGS
+from polyexp.core.averaging import AVERAGINGS
 from polyexp.core.schedules import SCHEDULES
 
 
@@ -38,7 +38,7 @@ def not_numbers(n: int) -> list[str]:
 MISBEHAVING = [too_many, negative, nan_weight, inf_weight, all_zero, raises, not_numbers]
 
 for plugin in MISBEHAVING:
-    WEIGHTINGS.register(plugin)
+    AVERAGINGS.register(plugin)
 
 
 @SCHEDULES.register

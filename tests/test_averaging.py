@@ -1,4 +1,4 @@
-"""Weightings against the seed's formulas, their checks, and the averaging math by hand."""
+"""Averagings against the seed's formulas, their checks, and the averaging math by hand."""
 
 import math
 
@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from misbehaving_plugins import MISBEHAVING
 
-from polyexp.core.averaging import WEIGHTINGS, average, member_weights, weight_matrix
+from polyexp.core.averaging import AVERAGINGS, average, member_weights, weight_matrix
 from polyexp.core.errors import PluginError
 from polyexp.core.registry import Registry
 
 
 def seed_weights(strategy: str, n: int) -> list[float]:
-    """The seed tutorial's three weightings, written as it writes them."""
+    """The seed tutorial's three averagings, written as it writes them."""
     if strategy == "equal":
         return [1.0 / n for i in range(1, n + 1)]
     if strategy == "linear":
@@ -24,26 +24,26 @@ def seed_weights(strategy: str, n: int) -> list[float]:
 @pytest.mark.parametrize("strategy", ["equal", "linear", "exp"])
 @pytest.mark.parametrize("n", [1, 2, 5, 10])
 def test_weights_follow_the_seed_formulas(strategy, n):
-    raw = WEIGHTINGS[strategy].bind({})(n)
+    raw = AVERAGINGS[strategy].bind({})(n)
     assert np.allclose(raw, seed_weights(strategy, n), rtol=0, atol=1e-15)
-    normalised = member_weights(WEIGHTINGS[strategy].bind({}), n)
+    normalised = member_weights(AVERAGINGS[strategy].bind({}), n)
     expected = np.array(seed_weights(strategy, n))
     assert np.allclose(normalised, expected / expected.sum(), rtol=0, atol=1e-15)
 
 
 def test_linear_gives_the_latest_member_the_most_weight():
-    weights = member_weights(WEIGHTINGS["linear"].bind({}), 4)
+    weights = member_weights(AVERAGINGS["linear"].bind({}), 4)
     assert np.allclose(weights, np.array([4, 3, 2, 1]) / 10)
 
 
 def test_exp_alpha_is_a_config_field():
-    weights = member_weights(WEIGHTINGS["exp"].bind({"alpha": 1.0}), 3)
+    weights = member_weights(AVERAGINGS["exp"].bind({"alpha": 1.0}), 3)
     expected = np.exp(-np.arange(1, 4))
     assert np.allclose(weights, expected / expected.sum())
 
 
 def test_weight_matrix_rows_are_the_normalised_prefix_weights():
-    matrix = weight_matrix(WEIGHTINGS["linear"].bind({}), 4)
+    matrix = weight_matrix(AVERAGINGS["linear"].bind({}), 4)
     assert matrix.shape == (4, 4)
     assert np.allclose(np.triu(matrix, 1), 0)
     assert np.allclose(matrix.sum(axis=1), 1)
@@ -63,7 +63,7 @@ def test_average_matches_a_hand_computation():
 
 def test_average_with_a_matrix_gives_one_model_per_row():
     stacked = np.random.default_rng(0).normal(size=(4, 3, 2)).astype(np.float32)
-    matrix = weight_matrix(WEIGHTINGS["exp"].bind({}), 4)
+    matrix = weight_matrix(AVERAGINGS["exp"].bind({}), 4)
     (averaged,) = average([stacked], matrix)
     assert averaged.shape == (4, 3, 2) and averaged.dtype == np.float32
     for n in range(1, 5):
@@ -88,7 +88,7 @@ for plugin in MISBEHAVING:
         ("not_numbers", "returned something that is not a list of numbers"),
     ],
 )
-def test_bad_weightings_are_rejected_with_the_plugin_named(name, message):
+def test_bad_averagings_are_rejected_with_the_plugin_named(name, message):
     with pytest.raises(PluginError) as error:
         member_weights(BAD[name].bind({}), 2)
     assert f"averaging plugin {name!r}" in str(error.value)

@@ -9,10 +9,10 @@ import pytest
 from conftest import compose, table
 
 from polyexp.core.errors import ConfigError
-from polyexp.core.experiment import run_experiment
 from polyexp.core.identity import job_identity
 from polyexp.core.models import MODELS, build_model
-from polyexp.core.settings import plan
+from polyexp.core.outcome import compute_outcome
+from polyexp.core.settings import plan_from
 from polyexp.keras import CheckpointWindow
 
 DATA_ARGS = ["data.n_val=200"]
@@ -41,17 +41,17 @@ def probabilities(weights: list[np.ndarray], x: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("weights_only", [False, True])
 def test_checkpoints_of_a_keras_fit_score_as_a_numpy_forward_pass(tmp_path, monkeypatch, weights_only):
     monkeypatch.chdir(tmp_path)
-    data = plan(compose(DATA_ARGS)).load_data()
+    data = plan_from(compose(DATA_ARGS)).load_data()
     suffix = ".weights.h5" if weights_only else ".keras"
     for seed in (0, 1):
         model = build_model(MODELS["mlp"].bind({"hidden": [8]}), data) if weights_only else keras_mlp()
         fit(model, data, Path("ckpt") / f"seed_{seed}", epochs=6, size=4, seed=seed, weights_only=weights_only)
     assert sorted(p.name for p in Path("ckpt/seed_0").iterdir()) == [f"epoch_{e:04d}{suffix}" for e in (3, 4, 5, 6)]
 
-    experiment = plan(compose([*DATA_ARGS, "trajectory=files", f"trajectory.glob=ckpt/*/*{suffix}",
+    plan = plan_from(compose([*DATA_ARGS, "trajectory=files", f"trajectory.glob=ckpt/*/*{suffix}",
                                "model.hidden=[8]", "averaging=linear"]))
-    assert experiment.window == [6, 5, 4, 3]
-    outcome = run_experiment(experiment, data)
+    assert plan.window == [6, 5, 4, 3]
+    outcome = compute_outcome(plan, data)
     assert outcome.trajectory.seeds.tolist() == [0, 1] and outcome.trajectory.epochs.tolist() == [6, 5, 4, 3]
     reader = build_model(MODELS["mlp"].bind({"hidden": [8]}), data)
     for s in (0, 1):
@@ -106,7 +106,7 @@ def test_bad_checkpoint_files_fail_in_one_line_when_planned(tmp_path, monkeypatc
         else:
             save(keras_mlp(9 if wide else 8), path)
     with pytest.raises(ConfigError) as error:
-        plan(compose(["trajectory=files", f"trajectory.glob={glob}"]))
+        plan_from(compose(["trajectory=files", f"trajectory.glob={glob}"]))
     text = str(error.value)
     assert text.startswith(f"trajectory.glob='{glob}' is not allowed: ") and message in text and "\n" not in text
 
@@ -116,7 +116,7 @@ def test_settings_of_training_are_refused_with_files(tmp_path, monkeypatch):
     save(keras_mlp(), "ckpt/epoch_1.keras")
     for setting in ("seeds=3", "swa_start=2", "ema_decays=[0.9]"):
         with pytest.raises(ConfigError, match=f"^{setting.split('=')[0]}=.* trajectory=files scores saved"):
-            plan(compose(["trajectory=files", "trajectory.glob=ckpt/*.keras", setting]))
+            plan_from(compose(["trajectory=files", "trajectory.glob=ckpt/*.keras", setting]))
 
 
 def test_the_files_content_and_names_are_part_of_the_identity(tmp_path, monkeypatch):
@@ -126,19 +126,19 @@ def test_the_files_content_and_names_are_part_of_the_identity(tmp_path, monkeypa
     for epoch in (1, 2):
         save(model, f"ckpt/epoch_{epoch}.keras")
     args = ["trajectory=files", "trajectory.glob=ckpt/*.keras"]
-    first = job_identity(plan(compose(args))).key
-    assert job_identity(plan(compose(args))).key == first
+    first = job_identity(plan_from(compose(args))).key
+    assert job_identity(plan_from(compose(args))).key == first
     model.set_weights([w + 1 for w in model.get_weights()])
     save(model, "ckpt/epoch_2.keras")  # the same name, other weights
-    edited = job_identity(plan(compose(args))).key
+    edited = job_identity(plan_from(compose(args))).key
     assert edited != first
     Path("ckpt/epoch_2.keras").rename("ckpt/epoch_3.keras")  # the same bytes, another epoch
-    assert job_identity(plan(compose(args))).key not in (first, edited)
+    assert job_identity(plan_from(compose(args))).key not in (first, edited)
 
 
 @pytest.mark.slow
 def test_the_cli_scores_checkpoint_files_from_a_fresh_folder(cli):
-    data = plan(compose()).load_data()
+    data = plan_from(compose()).load_data()
     fit(keras_mlp(), data, cli.workdir / "ckpt", epochs=5, size=3, seed=0)
     missing = cli.run("trajectory=files", "trajectory.glob=nowhere/*.keras")
     assert missing.returncode != 0 and "Traceback" not in missing.stderr and cli.runs() == []

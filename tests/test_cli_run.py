@@ -12,7 +12,7 @@ from conftest import Cli, compose, make_cli, metric_steps, table
 
 from polyexp.core.data import DATASETS
 from polyexp.core.identity import job_identity
-from polyexp.core.settings import plan
+from polyexp.core.settings import plan_from
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def test_logs_one_finished_run_with_params_tags_and_every_metric(default_run):
     tags = run.data.tags
     assert tags["polyexp.weighting"] == "equal" and len(tags["polyexp.config_hash"]) == 16
     assert tags["polyexp.trajectory"] == "trained" and tags["polyexp.overrides"] == ""
-    assert tags["polyexp.job_key"] == job_identity(plan(compose())).key
+    assert tags["polyexp.job_key"] == job_identity(plan_from(compose())).key
     assert tags["polyexp.libraries"].startswith("tensorflow ") and "onednn" in tags["polyexp.platform"]
     assert "polyexp.threads" not in tags  # one job alone keeps every core
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cli.workdir, capture_output=True, text=True)

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from polyexp.core.errors import ConfigError, PluginError
 from polyexp.core.models import build_model
 from polyexp.core.registry import build
-from polyexp.core.settings import CacheSettings, Settings, TrackingSettings, check_key, plan
+from polyexp.core.settings import CacheSettings, Settings, TrackingSettings, check_key, plan_from
 from polyexp.core.window import check_window, spaced
 
 
@@ -26,11 +26,11 @@ def test_defaults_are_the_seed_tutorial():
     assert cfg["averaging"] == {"name": "equal"}
     assert (cfg["epochs"], cfg["batch_size"], cfg["seed"], cfg["seeds"]) == (500, 32, 0, 1)
     assert (cfg["ema_decays"], cfg["swa_start"], cfg["recompute_bn"]) == (None, None, True)
-    experiment = plan(compose())
-    assert experiment.window == list(range(500, 490, -1))
-    assert experiment.settings == Settings()  # the settings the code reads are typed, with these defaults
-    assert experiment.settings.tracking == TrackingSettings() and experiment.settings.cache == CacheSettings()
-    assert experiment.settings.seed_list == [0]
+    plan = plan_from(compose())
+    assert plan.window == list(range(500, 490, -1))
+    assert plan.settings == Settings()  # the settings the code reads are typed, with these defaults
+    assert plan.settings.tracking == TrackingSettings() and plan.settings.cache == CacheSettings()
+    assert plan.settings.seed_list == [0]
 
 
 def test_groups_offer_every_registered_plugin():
@@ -40,7 +40,7 @@ def test_groups_offer_every_registered_plugin():
     assert compose(["optimizer=adam"]).optimizer.learning_rate == 0.001
     assert compose(["window=strided"]).window.stride == 10
     assert compose(["model=cnn"]).model.filters == [16, 32]
-    assert plan(compose(["seeds=3", "seed=7", "tracking.experiment=x"])).settings.seed_list == [7, 8, 9]
+    assert plan_from(compose(["seeds=3", "seed=7", "tracking.experiment=x"])).settings.seed_list == [7, 8, 9]
     assert compose(["model.hidden=[64,32]", "model.activation=tanh"]).model.hidden == [64, 32]
 
 
@@ -59,7 +59,7 @@ def test_groups_offer_every_registered_plugin():
 def test_wrong_types_fail_at_composition(overrides, message):
     if message is None:  # a str field accepts any text: the value check comes after composition
         with pytest.raises(ConfigError, match=r"model\.activation='wiggle' is not allowed: choose one of relu"):
-            plan(compose(overrides))
+            plan_from(compose(overrides))
         return
     with pytest.raises(ConfigCompositionException) as error:
         compose(overrides)
@@ -94,7 +94,7 @@ def test_wrong_types_fail_at_composition(overrides, message):
 )
 def test_values_out_of_range_name_the_field(overrides, message):
     with pytest.raises(ConfigError) as error:
-        plan(compose(overrides))
+        plan_from(compose(overrides))
     assert message in str(error.value)
 
 
@@ -110,9 +110,9 @@ def test_values_out_of_range_name_the_field(overrides, message):
 )
 def test_unusable_splits_name_the_field(overrides, message):
     with pytest.raises(ConfigError) as error:
-        experiment = plan(compose(overrides))
-        data = experiment.load_data()
-        build_model(experiment.model, data)
+        plan = plan_from(compose(overrides))
+        data = plan.load_data()
+        build_model(plan.model, data)
     assert message in str(error.value)
 
 
@@ -120,7 +120,7 @@ def test_windows_are_newest_first_with_stride():
     assert spaced(500, 3, 1) == [500, 499, 498]
     assert spaced(100, 4, 10) == [100, 90, 80, 70]
     assert spaced(31, 4, 10) == [31, 21, 11, 1]
-    assert plan(compose(["window=strided", "window.size=3"])).window == [500, 490, 480]
+    assert plan_from(compose(["window=strided", "window.size=3"])).window == [500, 490, 480]
 
 
 @pytest.mark.parametrize(("returned", "message"), [
@@ -146,14 +146,14 @@ def test_a_nested_setting_is_named_by_its_dotted_key():
 
 def test_a_key_added_with_plus_that_nothing_reads_is_refused_naming_the_close_match():
     with pytest.raises(ConfigError) as error:
-        plan(compose(["+epoch=10"]))  # Hydra adds it; without this check the job trains for epochs=500
+        plan_from(compose(["+epoch=10"]))  # Hydra adds it; without this check the job trains for epochs=500
     assert str(error.value).startswith("epoch is not a polyexp setting (did you mean epochs?); settings: seed, ")
     assert "groups: data, model, optimizer, schedule, window, averaging" in str(error.value)
     with pytest.raises(ConfigError, match=r"^lr is not a polyexp setting; settings: "):
-        plan(compose(["+lr=0.1"]))  # nothing close: no suggestion
+        plan_from(compose(["+lr=0.1"]))  # nothing close: no suggestion
     with pytest.raises(ConfigError, match=r"^tracking\.experimnt is not a setting \(did you mean tracking\.experiment"):
-        plan(compose(["+tracking.experimnt=x"]))
-    assert plan(compose(["+hydra.job.extra=1"])).settings == Settings()  # Hydra's own keys are Hydra's
+        plan_from(compose(["+tracking.experimnt=x"]))
+    assert plan_from(compose(["+hydra.job.extra=1"])).settings == Settings()  # Hydra's own keys are Hydra's
 
 
 @pytest.mark.parametrize(("key", "message"), [

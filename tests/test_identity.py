@@ -19,18 +19,18 @@ from polyexp.core.identity import (
     trajectory_identity,
 )
 from polyexp.core.registry import Affects
-from polyexp.core.settings import plan
+from polyexp.core.settings import plan_from
 
 
 def identities(*overrides: str):
-    experiment = plan(compose(list(overrides)))
-    return trajectory_identity(experiment), job_identity(experiment)
+    plan = plan_from(compose(list(overrides)))
+    return trajectory_identity(plan), job_identity(plan)
 
 
 def test_the_config_part_follows_what_each_field_affects():
-    experiment = plan(compose(["averaging=exp", "ema_decays=[0.9]"]))
-    training = config_identity(experiment, Affects.TRAINING)
-    everything = config_identity(experiment, Affects.SCORING)
+    plan = plan_from(compose(["averaging=exp", "ema_decays=[0.9]"]))
+    training = config_identity(plan, Affects.TRAINING)
+    everything = config_identity(plan, Affects.SCORING)
     assert {"data", "model", "optimizer", "window", "seed", "seeds", "epochs", "batch_size", "ema_decays",
             "swa_start"} <= set(training)
     assert "averaging" not in training and "recompute_bn" not in training
@@ -56,8 +56,8 @@ def test_the_code_part_covers_the_loop_the_scoring_and_each_plugin_module():
     core = {f"polyexp.core.{m}" for m in ("training", "metrics", "trajectory", "data", "models", "optimizers",
                                           "window")}
     assert core <= set(trajectory.code)
-    assert "polyexp.core.averaging" not in trajectory.code and "polyexp.core.experiment" not in trajectory.code
-    assert {f"polyexp.core.{m}" for m in ("experiment", "evaluation", "averaging", "statistics")} <= set(job.code)
+    assert "polyexp.core.averaging" not in trajectory.code and "polyexp.core.outcome" not in trajectory.code
+    assert {f"polyexp.core.{m}" for m in ("outcome", "evaluation", "averaging", "statistics")} <= set(job.code)
     for io in ("polyexp.core.settings", "polyexp.run.tracking", "polyexp.run.runner", "polyexp.run.plots",
                "polyexp.core.identity"):
         assert io not in job.code  # what writes, logs or draws never decides a number

@@ -8,24 +8,24 @@ import pytest
 from conftest import compose
 
 from polyexp.core.evaluation import Scorer
-from polyexp.core.experiment import run_experiment, scorer_for
-from polyexp.core.settings import plan
+from polyexp.core.outcome import compute_outcome, scorer_for
+from polyexp.core.settings import plan_from
 from polyexp.run import tracking
 
 
 def test_jobs_with_the_same_model_and_rows_share_one_scorer_and_score_as_a_fresh_one():
-    experiment = plan(compose(["epochs=5", "window.size=3", "data.n_val=50"]))
-    data = experiment.load_data()
-    other_weighting = plan(compose(["epochs=5", "window.size=3", "data.n_val=50", "averaging=linear"]))
-    assert scorer_for(experiment, data) is scorer_for(other_weighting, data)
+    plan = plan_from(compose(["epochs=5", "window.size=3", "data.n_val=50"]))
+    data = plan.load_data()
+    other_averaging = plan_from(compose(["epochs=5", "window.size=3", "data.n_val=50", "averaging=linear"]))
+    assert scorer_for(plan, data) is scorer_for(other_averaging, data)
     moved = dataclasses.replace(data, x_train=data.x_train + 1)
-    wider = plan(compose(["epochs=5", "window.size=3", "data.n_val=50", "model.hidden=[7]"]))
-    assert scorer_for(experiment, moved) is not scorer_for(experiment, data)
-    assert scorer_for(wider, data) is not scorer_for(experiment, data)
+    wider = plan_from(compose(["epochs=5", "window.size=3", "data.n_val=50", "model.hidden=[7]"]))
+    assert scorer_for(plan, moved) is not scorer_for(plan, data)
+    assert scorer_for(wider, data) is not scorer_for(plan, data)
 
-    outcome = run_experiment(experiment, data)
-    again = run_experiment(other_weighting, data)  # the shared scorer, after another job used it
-    fresh = Scorer(experiment.model(data.num_features, data.num_classes), data.x_train)
+    outcome = compute_outcome(plan, data)
+    again = compute_outcome(other_averaging, data)  # the shared scorer, after another job used it
+    fresh = Scorer(plan.model(data.num_features, data.num_classes), data.x_train)
     members = [w[0] for w in again.trajectory.checkpoints]  # seed 0's K checkpoints
     accuracy, _ = fresh(members, data.x_test, data.y_test, averaged=False)
     np.testing.assert_array_equal(outcome.scores["test_single_acc"][0], accuracy)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from polyexp.core.errors import PolyexpError
-from polyexp.core.settings import plan
+from polyexp.core.settings import plan_from
 from polyexp.run import tracking
 from polyexp.run.job import Job
 
@@ -78,12 +78,12 @@ def examples(store: tuple[Path, tracking.Store], outcomes: Counter[str], values:
     overrides = ["averaging=exp", "epochs=12", "window.size=3", "cache.enabled=false"]
     overrides += [override(k, v) for k, v in values.items()]
     try:
-        experiment = plan(compose(overrides))
-        data = experiment.load_data()
+        plan = plan_from(compose(overrides))
+        data = plan.load_data()
         from polyexp.run.runner import run_job
 
         before = len(runs(tracking_store))
-        result = run_job(experiment, data, Job(folder / f"job{next(counter)}", folder), tracking_store)
+        result = run_job(plan, data, Job(folder / f"job{next(counter)}", folder), tracking_store)
     except (ConfigCompositionException, PolyexpError) as error:
         event(f"clean error: {type(error).__name__}")
         outcomes[f"clean error: {type(error).__name__}"] += 1
@@ -92,7 +92,7 @@ def examples(store: tuple[Path, tracking.Store], outcomes: Counter[str], values:
         return
     event("clean run")
     outcomes["clean run"] += 1
-    assert result.status == "finished" and len(result.test_average_acc) == experiment.config["window"]["size"]
+    assert result.status == "finished" and len(result.test_average_acc) == plan.config["window"]["size"]
     assert all(0.0 <= a <= 1.0 for a in result.test_average_acc)
     assert 1 <= result.summary["selected_n"] <= len(result.test_average_acc)
     after = runs(tracking_store)

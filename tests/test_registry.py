@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
-from polyexp.core.averaging import WEIGHTINGS
+from polyexp.core.averaging import AVERAGINGS
 from polyexp.core.data import DATASETS
 from polyexp.core.errors import ConfigError, PluginError
 from polyexp.core.models import MODELS
@@ -95,8 +95,8 @@ def test_builtin_groups_and_options():
     assert {"blobs", "moons", "circles", "digits", "wine", "iris", "breast_cancer"} <= set(DATASETS.names())
     assert MODELS.names() == ["cnn", "mlp"]
     assert OPTIMIZERS.names() == ["adam", "adamw", "sgd"]
-    assert {"equal", "exp", "linear", "greedy_soup"} <= set(WEIGHTINGS.names())
-    assert all(WEIGHTINGS[name].source == "built in" for name in ("equal", "exp", "linear", "greedy_soup"))
+    assert {"equal", "exp", "linear", "greedy_soup"} <= set(AVERAGINGS.names())
+    assert all(AVERAGINGS[name].source == "built in" for name in ("equal", "exp", "linear", "greedy_soup"))
     assert WINDOWS.names() == ["last", "steps", "strided"]
     assert {"constant", "cosine", "cyclic", "step", "swa"} <= set(SCHEDULES.names())  # tests add below_zero
 

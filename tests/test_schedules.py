@@ -16,7 +16,7 @@ from polyexp.core.errors import ConfigError
 from polyexp.core.identity import trajectory_identity
 from polyexp.core.models import MODELS
 from polyexp.core.schedules import SCHEDULES, factors
-from polyexp.core.settings import plan
+from polyexp.core.settings import plan_from
 from polyexp.core.training import train
 from polyexp.core.window import WINDOWS
 
@@ -142,15 +142,15 @@ def test_a_window_by_steps_keeps_the_weights_after_those_steps(seeds):
 def test_what_depends_on_the_data_is_checked_when_it_is_loaded(monkeypatch):
     with pytest.raises(ConfigError, match=re.escape("window.size=3000 with window.every=1 spans 3000 optimizer "
                                                     "steps, more than the 2000 steps of training")):
-        plan(compose(["window=steps", "window.size=3000"])).load_data()
+        plan_from(compose(["window=steps", "window.size=3000"])).load_data()
     monkeypatch.setenv("POLYEXP_PLUGINS", "misbehaving_plugins")
     with pytest.raises(ConfigError, match="schedule=below_zero gives the rate factor -0.001 at step 1001 "
                                           r"\(epoch 251\): a learning rate must be >= 0"):
-        plan(compose(["schedule=below_zero"])).load_data()
+        plan_from(compose(["schedule=below_zero"])).load_data()
 
 
 def test_the_schedule_is_part_of_the_trajectory_identity():
-    keys = {trajectory_identity(plan(compose(overrides))).key for overrides in (
+    keys = {trajectory_identity(plan_from(compose(overrides))).key for overrides in (
         [], ["schedule=cosine"], ["schedule=cosine", "schedule.final_factor=0.1"], ["optimizer.weight_decay=0.1"],
         ["window=steps"])}
     assert len(keys) == 5

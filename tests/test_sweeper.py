@@ -5,7 +5,7 @@ from conftest import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from polyexp.core.errors import ConfigError
-from polyexp.core.settings import plan
+from polyexp.core.settings import plan_from
 from polyexp.run.job import run_name
 from polyexp.sweep.parent import sweep_key, sweep_name
 from polyexp.sweep.sweeper import expand, sweep_fields_of_swept_groups
@@ -17,7 +17,7 @@ def jobs(*overrides: str, **choices: str) -> list[list[str]]:
     return expand(OverridesParser.create().parse_overrides(list(overrides)), {**DEFAULTS, **choices})
 
 
-def test_a_field_applies_to_the_weightings_that_have_it():
+def test_a_field_applies_to_the_averagings_that_have_it():
     assert jobs("averaging=equal,linear,exp", "averaging.alpha=1,2,4") == [
         ["averaging=equal"], ["averaging=linear"],
         ["averaging=exp", "averaging.alpha=1"], ["averaging=exp", "averaging.alpha=2"],
@@ -64,7 +64,7 @@ def test_a_sweep_is_named_short_and_known_again_by_its_overrides():
 
 
 def plans(*jobs: tuple[str, ...]) -> list:
-    return [plan(compose(job)) for job in jobs]
+    return [plan_from(compose(job)) for job in jobs]
 
 
 def test_a_sweep_is_known_again_by_its_jobs_configs_as_the_schema_says():

@@ -1,20 +1,20 @@
-"""Weighted averages of a window of checkpoints, and the weightings (``averaging=...``) that weigh them.
+"""Weighted averages of a window of checkpoints, and the averagings (``averaging=...``) that weigh them.
 
-Member 1 is the latest checkpoint. A weighting takes ``n`` and returns ``n`` non-negative weights,
+Member 1 is the latest checkpoint. An averaging takes ``n`` and returns ``n`` non-negative weights,
 newest first; the framework checks and normalises them. The *average* for ``n`` is the model whose
 every weight array is the weighted average of that array over the ``n`` latest checkpoints::
 
     import numpy as np
-    from polyexp.core.averaging import WEIGHTINGS, average, weight_matrix
+    from polyexp.core.averaging import AVERAGINGS, average, weight_matrix
 
-    exp = WEIGHTINGS["exp"].bind({"alpha": 2.0})
+    exp = AVERAGINGS["exp"].bind({"alpha": 2.0})
     matrix = weight_matrix(exp, 10)            # row n-1: the normalised weights of n members
     kernels = np.random.rand(10, 2, 25)        # one weight array of 10 checkpoints, newest first
     averaged = average([kernels], matrix[2])  # the model averaged over the 3 latest checkpoints
 
-A weighting that *selects* takes a parameter named ``validation`` as well: a :class:`Validation`
+An averaging that *selects* takes a parameter named ``validation`` as well: a :class:`Validation`
 holding what it may look at, the members' validation accuracies and a function that scores any
-weighting of them on the validation rows; it never sees a test row. ``greedy_soup`` is one.
+weights for them on the validation rows; it never sees a test row. ``greedy_soup`` is one.
 """
 
 from __future__ import annotations
@@ -29,36 +29,37 @@ import numpy as np
 from polyexp.core.errors import PluginError
 from polyexp.core.registry import Affects, BoundPlugin, Gt, Registry
 
-WEIGHTINGS = Registry("averaging", call_args=("n",), context=("validation",), affects=Affects.SCORING)
+AVERAGINGS = Registry("averaging", call_args=("n",), context=("validation",), affects=Affects.SCORING)
+WEIGHTINGS = AVERAGINGS  # its earlier name, which docs/plugins.md gave plugins to register with
 
 
 @dataclass(frozen=True)
 class Validation:
-    """What a selecting weighting may look at, for one seed: validation rows only."""
+    """What a selecting averaging may look at, for one seed: validation rows only."""
 
     member_acc: np.ndarray  # (K,) each member's validation accuracy, member 1 first
     score: Callable[[Sequence[float]], float]  # validation accuracy of the average with these weights
 
 
-@WEIGHTINGS.register
+@AVERAGINGS.register
 def equal(n: int) -> list[float]:
     """Every member weighs 1/n (the seed's first strategy)."""
     return [1.0 / n for _ in range(1, n + 1)]
 
 
-@WEIGHTINGS.register
+@AVERAGINGS.register
 def linear(n: int) -> list[float]:
     """Linearly decreasing: the latest weighs 1, the oldest 1/n."""
     return [i / n for i in range(n, 0, -1)]
 
 
-@WEIGHTINGS.register
+@AVERAGINGS.register
 def exp(n: int, *, alpha: Annotated[float, Gt(0)] = 2.0) -> list[float]:
     """Exponentially decreasing: member i weighs exp(-i/alpha)."""
     return [math.exp(-i / alpha) for i in range(1, n + 1)]
 
 
-@WEIGHTINGS.register
+@AVERAGINGS.register
 def greedy_soup(n: int, validation: Validation) -> list[float]:
     """Greedy soup (Wortsman et al. 2022): members ranked by validation accuracy join the equal
     average only if validation accuracy does not drop.
@@ -81,10 +82,10 @@ def _members(chosen: Sequence[int], n: int) -> list[float]:
     return [1.0 if i in chosen else 0.0 for i in range(n)]
 
 
-def member_weights(weighting: BoundPlugin, n: int, **context: object) -> np.ndarray:
-    """The weighting's ``n`` weights, checked and normalised to sum to 1."""
-    name = weighting.label
-    returned = weighting(n, **context)
+def member_weights(averaging: BoundPlugin, n: int, **context: object) -> np.ndarray:
+    """The averaging's ``n`` weights, checked and normalised to sum to 1."""
+    name = averaging.label
+    returned = averaging(n, **context)
     try:
         raw = np.asarray(returned, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -104,11 +105,11 @@ def member_weights(weighting: BoundPlugin, n: int, **context: object) -> np.ndar
     return raw / total
 
 
-def weight_matrix(weighting: BoundPlugin, k: int, **context: object) -> np.ndarray:
+def weight_matrix(averaging: BoundPlugin, k: int, **context: object) -> np.ndarray:
     """A ``k x k`` matrix whose row ``n-1`` holds the normalised weights of the ``n`` latest members."""
     matrix = np.zeros((k, k))
     for n in range(1, k + 1):
-        matrix[n - 1, :n] = member_weights(weighting, n, **context)
+        matrix[n - 1, :n] = member_weights(averaging, n, **context)
     return matrix
 
 

@@ -2,7 +2,7 @@
 
 A data plugin takes no call arguments and returns a :class:`Dataset`; its keyword arguments are its
 config. Labels are class ids ``0..C-1`` (the loss is categorical cross-entropy, as with one-hot
-labels). The validation rows serve every choice a job makes (the best n, a selecting weighting, a
+labels). The validation rows serve every choice a job makes (the best n, a selecting averaging, a
 sweep's best job); the test rows only report the choice.
 
 - The toy generators split by row order, as the seed does (the first ``n_train`` rows train, the

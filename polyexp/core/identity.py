@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 LIBRARIES = ("tensorflow", "keras", "numpy", "scikit-learn")
 TRAINING_CODE = "polyexp.core.training"  # trains, with what it imports
-SCORING_CODE = "polyexp.core.experiment"  # trains or reuses, averages and scores, with what it imports
+SCORING_CODE = "polyexp.core.outcome"  # trains or reuses, averages and scores, with what it imports
 _ORDER = {Affects.TRAINING: 0, Affects.SCORING: 1, Affects.NOTHING: 2}
 
 

@@ -1,15 +1,15 @@
 """Typed fields and registries of plugins: a plugin is one function, and its signature is its config.
 
-A registry's call arguments come first in the signature (a weighting takes ``n``); every parameter
+A registry's call arguments come first in the signature (an averaging takes ``n``); every parameter
 after them is a config field, typed by its hint (``int``, ``float``, ``bool``, ``str``, a
 ``Literal`` of choices, a ``list`` of those, ``Optional``) and bounded by ``Annotated`` metadata.
 A registered function is usable from the command line with no YAML to write::
 
     from typing import Annotated
-    from polyexp.core.averaging import WEIGHTINGS
+    from polyexp.core.averaging import AVERAGINGS
     from polyexp.core.registry import Gt
 
-    @WEIGHTINGS.register
+    @AVERAGINGS.register
     def harmonic(n: int, *, power: Annotated[float, Gt(0)] = 1.0) -> list[float]:
         '''Member i (1 = the latest checkpoint) weighs 1 / i**power.'''
         return [1.0 / i**power for i in range(1, n + 1)]
@@ -21,7 +21,7 @@ field hints carry the bounds, so one mechanism types, checks and describes every
 also say what a field :class:`Affects`; ``polyexp.core.identity`` reads that to decide which fields
 identify a result.
 
-A registry may offer *context* to its plugins: a parameter named after a context entry (a weighting's
+A registry may offer *context* to its plugins: a parameter named after a context entry (an averaging's
 ``validation``, a model's ``input_shape``) is not a config field but is passed in by the framework, so
 a plugin asks for what it needs by naming it (with a default, it is passed only where it is available).
 

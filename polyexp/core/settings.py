@@ -1,18 +1,18 @@
-"""The experiment's typed config, and the plan a composed config is turned into.
+"""polyexp's typed config, and the :class:`Plan` a composed config is turned into.
 
 Hydra composes ``conf/config.yaml``: the top-level :class:`Settings` and one option of each plugin
 group (``data``, ``model``, ``optimizer``, ``schedule``, ``window``, ``averaging``, ``trajectory``). Every
 field is declared once, with its type, bounds and what it :class:`~polyexp.core.registry.Affects` in its hint: a
 plugin's fields
 in its signature, the settings in the dataclasses below. From these declarations come the configs
-Hydra stores (so ``averaging.alpha=abc`` fails at composition), the checks ``plan`` runs (so
+Hydra stores (so ``averaging.alpha=abc`` fails at composition), the checks ``plan_from`` runs (so
 ``epochs=0`` fails before any work), the typed objects the code reads, and the identity of a result
 (``polyexp.core.identity``)::
 
     cfg = compose(["averaging=exp", "averaging.alpha=4"])   # as `python -m polyexp ...` would
-    experiment = plan(cfg)
-    experiment.settings.epochs      # 500
-    experiment.weighting(3)         # [exp(-1/4), exp(-2/4), exp(-3/4)]
+    plan = plan_from(cfg)
+    plan.settings.epochs            # 500
+    plan.averaging(3)               # [exp(-1/4), exp(-2/4), exp(-3/4)]
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Optional
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from polyexp.core.averaging import WEIGHTINGS
+from polyexp.core.averaging import AVERAGINGS
 from polyexp.core.data import DATASETS, Dataset, check_dataset
 from polyexp.core.errors import ConfigError, PluginError
 from polyexp.core.models import MODELS
@@ -47,7 +47,7 @@ from polyexp.core.trajectory_sources import TRAJECTORIES, CheckpointFiles
 from polyexp.core.window import WINDOWS, StepWindow, check_window
 
 # One config group per registry; the group's name is the registry's.
-GROUPS: tuple[Registry, ...] = (DATASETS, MODELS, OPTIMIZERS, SCHEDULES, WINDOWS, WEIGHTINGS, TRAJECTORIES)
+GROUPS: tuple[Registry, ...] = (DATASETS, MODELS, OPTIMIZERS, SCHEDULES, WINDOWS, AVERAGINGS, TRAJECTORIES)
 
 Nothing = Affects.NOTHING
 
@@ -133,10 +133,10 @@ def check_key(key: str, *, group_fields: bool = True) -> None:
                               f"`python -m polyexp.plugins {top}` lists each option's fields")
 
 
-def experiment_config_class() -> type:
+def schema_class() -> type:
     """The schema Hydra composes: a field per plugin group, then the settings."""
     groups = [Param(registry.group, Any, "???") for registry in GROUPS]
-    return config_class("ExperimentConfig", (*groups, *SETTINGS))
+    return config_class("ExperimentConfig", (*groups, *SETTINGS))  # the name OmegaConf's errors show
 
 
 def _chosen(registry: Registry) -> property:
@@ -146,7 +146,7 @@ def _chosen(registry: Registry) -> property:
 
 @dataclass(frozen=True)
 class Plan:
-    """A checked experiment: the settings, each plugin with its config applied, the window's epochs."""
+    """A checked plan: the settings, each plugin with its config applied, the window's epochs."""
 
     config: dict[str, Any]  # the resolved config, plain Python (logged as params, written as config.yaml)
     settings: Settings
@@ -157,7 +157,7 @@ class Plan:
     data = _chosen(DATASETS)
     model = _chosen(MODELS)
     optimizer = _chosen(OPTIMIZERS)
-    weighting = _chosen(WEIGHTINGS)  # the ``averaging`` group: the weights of the average of the n latest
+    averaging = _chosen(AVERAGINGS)  # the weights of the average of the n latest
 
     def load_data(self) -> Dataset:
         """The data plugin's dataset, checked: every split non-empty, every class in training; then
@@ -175,9 +175,19 @@ class Plan:
             self.window.members(self.settings.epochs * per_epoch)
 
 
-def plan(cfg: DictConfig | dict[str, Any]) -> Plan:
-    """Check every value of a composed config; raise ConfigError naming the first bad field."""
-    config = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+def plan_from(cfg: DictConfig | dict[str, Any]) -> Plan:
+    """Check every value of a composed config; raise ConfigError naming the first bad field.
+
+    A config a sweeper composes still holds Hydra's own node (``hydra``); it is left out, unresolved.
+    """
+    if isinstance(cfg, DictConfig):
+        if "hydra" in cfg:
+            cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+            with open_dict(cfg):
+                cfg.pop("hydra")
+        config = OmegaConf.to_container(cfg, resolve=True)
+    else:
+        config = dict(cfg)
     assert isinstance(config, dict)
     for key in config:  # a key Hydra added (+epoch=10) that nothing reads
         check_key(key, group_fields=False)

@@ -65,7 +65,8 @@ def write_trajectory(path: Path, trajectory: Trajectory, meta: Mapping[str, Any]
     arrays.update({f"history_{name}": values for name, values in trajectory.history.items()})
     for name, weights in trajectory.averages.items():
         arrays.update({f"average_{name}_{i}": w for i, w in enumerate(weights)})
-    atomic_write(path, lambda handle: np.savez(handle, **arrays))
+    with atomic_write(path) as handle:
+        np.savez(handle, **arrays)
 
 
 def read_trajectory(path: Path) -> tuple[Trajectory, dict[str, Any]]:

@@ -3,7 +3,7 @@
 A trajectory plugin takes no call arguments and returns the :class:`CheckpointFiles` to score, or
 None to train the seed group as configured (``trained``, the default). ``files`` scores checkpoints
 you saved yourself (``polyexp.keras.CheckpointWindow`` saves them from your own ``model.fit``), with
-no training: every weighting and n, on the chosen data, exactly as for a trained trajectory::
+no training: every averaging and n, on the chosen data, exactly as for a trained trajectory::
 
     python -m polyexp trajectory=files trajectory.glob='ckpt/*.keras'
     python -m polyexp trajectory=files trajectory.glob='ckpt/*.weights.h5' model=mlp   # weights only

@@ -1,8 +1,9 @@
-"""A job of the experiment: where it runs, its place in a sweep, and the report it leaves.
+"""A job: where it runs, its place in a sweep, and the report it leaves.
 
-Every job writes ``polyexp_job.json`` into its output folder, finished, skipped or failed; the
-sweep's parent run is summarised from these reports, so it also learns about jobs that failed
-before they had an MLflow run.
+Every job writes ``polyexp_job.json`` into its output folder once, finished, skipped or failed: the
+runner a finished job's (logged with its run, what a later skipped job reuses), ``polyexp.app`` a
+skipped or failed job's. The sweep's parent run is summarised from these reports, so it also learns
+about jobs that failed before they had an MLflow run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from polyexp.core.averaging import WEIGHTINGS
+from polyexp.core.averaging import AVERAGINGS
 from polyexp.core.files import write_text
 
 JOB_REPORT = "polyexp_job.json"
@@ -82,7 +83,7 @@ def split_override(override: str) -> tuple[str, str]:
 
 
 def override_words(overrides: Iterable[str]) -> list[str]:
-    """Overrides as a name reads them: the weighting's option and its fields by their own names.
+    """Overrides as a name reads them: the averaging's option and its fields by their own names.
 
     ``["seeds=3", "averaging=exp", "averaging.alpha=choice(2)"]`` -> ``["seeds=3", "exp", "alpha=2"]``;
     Hydra's own overrides are left out.
@@ -93,15 +94,15 @@ def override_words(overrides: Iterable[str]) -> list[str]:
         if key.startswith(("hydra.", "hydra/")):
             continue
         value = _short(re.sub(r"^choice\((.*)\)$", r"\1", value))
-        words.append(value if key == WEIGHTINGS.group else f"{key.removeprefix(WEIGHTINGS.group + '.')}={value}")
+        words.append(value if key == AVERAGINGS.group else f"{key.removeprefix(AVERAGINGS.group + '.')}={value}")
     return words
 
 
-def run_name(weighting: str, overrides: Sequence[str], swept_keys: Sequence[str] | None) -> str:
-    """``exp alpha=2``: the weighting, then the overrides (in a sweep, only the swept ones)."""
-    shown = [o for o in overrides if split_override(o)[0] != WEIGHTINGS.group
+def run_name(averaging: str, overrides: Sequence[str], swept_keys: Sequence[str] | None) -> str:
+    """``exp alpha=2``: the averaging, then the overrides (in a sweep, only the swept ones)."""
+    shown = [o for o in overrides if split_override(o)[0] != AVERAGINGS.group
              and (swept_keys is None or split_override(o)[0] in swept_keys)]
-    return " ".join([weighting, *override_words(shown)])
+    return " ".join([averaging, *override_words(shown)])
 
 
 def _short(value: str) -> str:

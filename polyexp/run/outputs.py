@@ -8,7 +8,7 @@
 - ``summary.json``: the selection on validation and the headline numbers, with intervals;
 - ``averages.csv``: one row per seed and in-training average (EMA, SWA), when there are any;
 - ``history.csv``: one row per seed and epoch: the learning curves on every split;
-- ``weights.json``: the normalised weights of every n, member 1 first (per seed for a selecting weighting);
+- ``weights.json``: the normalised weights of every n, member 1 first (per seed for a selecting averaging);
 - ``checkpoints.npz``: the trajectory (``polyexp.core.trajectory``'s format);
 - ``averaged_model.keras``: the first seed's average of all K members (BatchNorm statistics recomputed);
 - ``plots/``: ``data.png``, ``learning_curves.png``, ``accuracy_vs_n.png``, ``weights.png``.
@@ -37,8 +37,8 @@ from polyexp.core.trajectory import write_trajectory
 if TYPE_CHECKING:  # not at run time: a sweep's summary writes its figure without TensorFlow
     from matplotlib.figure import Figure
 
-    from polyexp.core.experiment import Outcome
     from polyexp.core.identity import Identity
+    from polyexp.core.outcome import Outcome
     from polyexp.core.settings import Plan
 
 METRICS = ("acc", "loss", "ece")  # every score's metrics: accuracy, cross-entropy, expected calibration error
@@ -74,7 +74,7 @@ def write_outputs(
     ))
     summary = {key: None if np.isnan(value) else value for key, value in outcome.summary.items()}  # JSON has no NaN
     write_text(folder / "summary.json", json.dumps(
-        {"run": name, "weighting": plan.weighting.name, "seeds": seeds, **summary}, indent=1, default=float))
+        {"run": name, "weighting": plan.averaging.name, "seeds": seeds, **summary}, indent=1, default=float))
     if trajectory.averages:
         names = list(trajectory.averages)
         write_text(folder / "averages.csv", csv_text(
@@ -162,7 +162,8 @@ def _rates(plan: Plan, data: Dataset) -> np.ndarray | None:
 
 
 def write_png(path: Path, figure: Figure) -> None:
-    atomic_write(path, lambda handle: figure.savefig(handle, format="png"))
+    with atomic_write(path) as handle:
+        figure.savefig(handle, format="png")
 
 
 def _save_model(outcome: Outcome, path: Path) -> None:

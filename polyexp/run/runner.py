@@ -1,13 +1,13 @@
 """The runner: one job, from a checked config to a finished MLflow run.
 
-It applies the pure computation (``polyexp.core.experiment``) to a run: fetch the trajectory through the
+It applies the pure computation (``polyexp.core.outcome``) to a run: fetch the trajectory through the
 cache, compute, write the job's folder (``polyexp.run.outputs``), and only then log it all, so a
 tracking failure loses nothing. Nothing here knows about Hydra; ``polyexp.app`` supplies the
 :class:`~polyexp.run.job.Job`::
 
-    experiment, job = plan(cfg), Job(output_dir=Path("out"), launch_dir=Path.cwd())
+    plan, job = plan_from(cfg), Job(output_dir=Path("out"), launch_dir=Path.cwd())
     store = tracking.open_store(None, "polyexp", job.launch_dir)
-    result = run_job(experiment, experiment.load_data(), job, store)
+    result = run_job(plan, plan.load_data(), job, store)
     result.selected_val_acc      # what a sweeper optimises: validation only
 """
 
@@ -21,10 +21,11 @@ import numpy as np
 
 from polyexp.core.data import Dataset
 from polyexp.core.errors import TrainingDiverged
-from polyexp.core.experiment import Fetch, Outcome, run_experiment
 from polyexp.core.identity import Identity, digest, job_identity, trajectory_identity
+from polyexp.core.outcome import Outcome, Training, outcome_of, prepare_training
 from polyexp.core.settings import Plan
 from polyexp.core.training import configure_threads
+from polyexp.core.trajectory import Trajectory
 from polyexp.run import links, tracking
 from polyexp.run.job import Job, JobResult, run_name, write_job_report
 from polyexp.run.outputs import print_table, write_outputs
@@ -35,14 +36,14 @@ log = logging.getLogger(__name__)
 
 
 def run_job(
-    experiment: Plan, data: Dataset, job: Job, store: tracking.Store, identity: Identity | None = None
+    plan: Plan, data: Dataset, job: Job, store: tracking.Store, identity: Identity | None = None
 ) -> JobResult:
-    """Run one checked experiment as an MLflow run: FINISHED, or FAILED / KILLED on the way out."""
-    name = run_name(experiment.weighting.name, job.overrides, job.sweep.swept_keys if job.sweep else None)
-    identity = identity or job_identity(experiment)
+    """Run one checked plan as an MLflow run: FINISHED, or FAILED / KILLED on the way out."""
+    name = run_name(plan.averaging.name, job.overrides, job.sweep.swept_keys if job.sweep else None)
+    identity = identity or job_identity(plan)
     log.info("%s: %s", job.label, name)
     tags = {
-        tracking.TAG_PREFIX + "weighting": experiment.weighting.name,
+        tracking.TAG_PREFIX + "weighting": plan.averaging.name,
         tracking.TAG_PREFIX + "overrides": " ".join(job.overrides),
         tracking.TAG_PREFIX + "output_dir": str(job.output_dir),
         **{tracking.TAG_PREFIX + k: v for k, v in identity_tags(identity).items()},
@@ -53,12 +54,14 @@ def run_job(
         tags[tracking.TAG_PREFIX + "job_num"] = str(job.number)
     client = store.client
     with tracking.tracked_run(store, name, tags, job.sweep.parent_run_id if job.sweep else None) as run_id:
-        tracking.log_params(client, run_id, tracking.parameters_of(experiment.config))
-        tags = _threads(experiment, job)
-        progress = EpochProgress(experiment.settings.epochs, f"{job.label} training")
-        trajectory = trajectory_identity(experiment)
+        tracking.log_params(client, run_id, tracking.parameters_of(plan.config))
+        tags = _threads(plan, job)
+        progress = EpochProgress(plan.settings.epochs, f"{job.label} training")
+        trajectory = trajectory_identity(plan)
         try:
-            outcome = run_experiment(experiment, data, _fetch(experiment, trajectory), on_progress=progress)
+            training = prepare_training(plan, data, on_progress=progress)
+            fetched, reused = _trajectory(plan, trajectory, training)
+            outcome = outcome_of(training, fetched, reused=reused)
         except TrainingDiverged as diverged:  # keep the curves up to the divergence
             tracking.log_metrics(client, run_id, per_epoch_rows(diverged.history, diverged.curve_epochs),
                                  tags={**tags, "diverged_epoch": str(diverged.epoch),
@@ -66,23 +69,23 @@ def run_job(
             raise
         finally:
             progress.close()
-        source = "files" if experiment.checkpoint_files else "reused" if outcome.reused else "trained"
+        source = "files" if plan.checkpoint_files else "reused" if outcome.reused else "trained"
         tags |= {"trajectory": source, "trajectory_key": trajectory.key, "test_rows": str(len(data.x_test))}
-        log.info("%s: %s", job.label, _source_text(experiment, outcome, source))
-        write_outputs(job.output_dir, experiment, data, outcome, name, identity,
+        log.info("%s: %s", job.label, _source_text(plan, outcome, source))
+        write_outputs(job.output_dir, plan, data, outcome, name, identity,
                       shared=job.sweep.folder if job.sweep else None)
         result = JobResult(
             "finished", name, list(job.overrides), run_id=run_id, trajectory=tags["trajectory"],
             summary=outcome.summary, test_average_acc=outcome.per_n["test_average_acc"].mean.tolist(),
             test_rows=len(data.x_test), number=job.position,
         )
-        write_job_report(job.output_dir, result)  # logged with the run: what a later, skipped job reuses
+        write_job_report(job.output_dir, result)  # the job's one report, logged with the run for a later skipped job
         tracking.log_metrics(client, run_id, metric_rows(outcome), tags=tags)
         tracking.log_folder(client, run_id, job.output_dir)
     print_table(outcome)
     if job.sweep is None:  # a sweep points at its parent run when it ends
         log.info("%s", links.view_hint(store.uri, store.experiment_id, run_id,
-                                    experiment=experiment.settings.tracking.experiment, launch_dir=job.launch_dir))
+                                    experiment=plan.settings.tracking.experiment, launch_dir=job.launch_dir))
     return result
 
 
@@ -117,27 +120,30 @@ def per_epoch_rows(history: dict[str, np.ndarray], curve_epochs: Sequence[int]) 
             for epoch, v in zip(curve_epochs, np.mean(values, axis=0), strict=True)]
 
 
-def _source_text(experiment: Plan, outcome: Outcome, source: str) -> str:
+def _source_text(plan: Plan, outcome: Outcome, source: str) -> str:
     """Where the job's checkpoints came from, for the log."""
     if source == "files":
-        files = experiment.checkpoint_files
+        files = plan.checkpoint_files
         runs = ", ".join(f"seed {s}: {folder or '.'}" for s, folder in enumerate(files.folders))
         return f"scored {len(files.epochs)} checkpoint files per run, epochs {files.epochs} ({runs})"
     if source == "reused":
         return "reused the cached trajectory"
-    return (f"trained {len(outcome.seeds)} seed(s) x {experiment.settings.epochs} epochs "
+    return (f"trained {len(outcome.seeds)} seed(s) x {plan.settings.epochs} epochs "
             f"in {outcome.train_seconds:.2f} s")
 
 
-def _fetch(experiment: Plan, identity: Identity) -> Fetch | None:
-    cache = experiment.settings.cache
+def _trajectory(plan: Plan, identity: Identity, training: Training) -> tuple[Trajectory | None, bool]:
+    """(trajectory, reused): from the cache, else trained; None for the plan's own checkpoint files."""
+    if plan.checkpoint_files is not None:
+        return None, False
+    cache = plan.settings.cache
     if not cache.enabled:
-        return None
-    return lambda train: TrajectoryCache(cache_dir(cache.dir)).fetch(identity, train)
+        return training(), False
+    return TrajectoryCache(cache_dir(cache.dir)).fetch(identity, training)
 
 
-def _threads(experiment: Plan, job: Job) -> dict[str, str]:
-    threads = experiment.settings.threads or (
+def _threads(plan: Plan, job: Job) -> dict[str, str]:
+    threads = plan.settings.threads or (
         max(1, (os.cpu_count() or 1) // job.workers) if job.workers > 1 else None)
     if not threads:
         return {}

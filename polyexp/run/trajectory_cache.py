@@ -1,4 +1,4 @@
-"""A content-addressed cache of trained trajectories: a sweep over weightings trains once.
+"""A content-addressed cache of trained trajectories: a sweep over averagings trains once.
 
 An entry is keyed by the trajectory's identity (``polyexp.core.identity``: the config fields that change
 training, the code of the plugins and of the training loop, the libraries and the platform) and

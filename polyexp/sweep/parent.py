@@ -39,7 +39,7 @@ from omegaconf import DictConfig
 from polyexp.core.errors import PolyexpError
 from polyexp.core.files import make_folder, write_text
 from polyexp.core.registry import Affects
-from polyexp.core.settings import SETTINGS
+from polyexp.core.settings import SETTINGS, plan_from
 from polyexp.run import stop
 from polyexp.run.job import JOB_REPORT, JobResult, Sweep, override_words, read_job_report, split_override
 
@@ -70,7 +70,7 @@ class LaunchCallback(Callback):
         with stop_on_error():
             overrides = list(config.hydra.overrides.task)
             searched = [o for o in overrides if split_override(o)[0] in swept_keys_of(overrides)]
-            SweepParent.open(config, overrides, sweep_key(config.tracking.experiment, [plan_of(config)], searched))
+            SweepParent.open(config, overrides, sweep_key(config.tracking.experiment, [plan_from(config)], searched))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         close_sweeps()
@@ -315,20 +315,9 @@ def _table(reports: list[JobResult], ranked: list[JobResult]) -> str:
                for part in ("", "_ci_low", "_ci_high")]
     header = ["job", "rank", "run_name", "status", "run_id", "trajectory", "selected_n", *numbers, "error",
               "reused_run_id", *(f"test_average_acc_{n}" for n in range(1, k + 1))]
-    return csv_text(header, (
+    return csv_text(header, [  # rows made here: a generator would be run by csv_text, back in this module
         [r.number if r.number is not None else "", places.get(id(r), ""), r.run_name, r.status, r.run_id or "",
          r.trajectory or "", r.summary.get("selected_n", ""), *(r.summary.get(key, "") for key in numbers),
          r.error or "", (r.reused or {}).get("run_id", ""), *r.test_average_acc]
-        for r in sorted(reports, key=lambda r: places.get(id(r), len(places) + 1))))
+        for r in sorted(reports, key=lambda r: places.get(id(r), len(places) + 1))])
 
-
-def plan_of(cfg: DictConfig) -> Plan:
-    """The checked plan of a composed config that still holds Hydra's own node."""
-    from omegaconf import OmegaConf, open_dict
-
-    from polyexp.core.settings import plan
-
-    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
-    with open_dict(cfg):
-        cfg.pop("hydra", None)
-    return plan(cfg)

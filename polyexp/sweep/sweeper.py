@@ -96,7 +96,7 @@ class PluginAwareSweeper(BasicSweeper):
     def check(self, jobs: Sequence[Sequence[str]]) -> list[Plan]:
         """Every job's plan, its config composed and checked and each distinct data config loaded;
         one line on the first problem."""
-        from polyexp.sweep.parent import plan_of
+        from polyexp.core.settings import plan_from
 
         assert self.config is not None and self.hydra_context is not None
         training_rows: dict[str, int] = {}  # by data config
@@ -104,13 +104,13 @@ class PluginAwareSweeper(BasicSweeper):
         for number, job in enumerate(jobs, start=1):
             where = f"job {number} ({' '.join(job) or 'defaults'})"
             try:
-                experiment = plan_of(self.hydra_context.config_loader.load_sweep_config(self.config, list(job)))
-                data_key = json.dumps(experiment.config["data"], sort_keys=True)
+                plan = plan_from(self.hydra_context.config_loader.load_sweep_config(self.config, list(job)))
+                data_key = json.dumps(plan.config["data"], sort_keys=True)
                 if data_key in training_rows:
-                    experiment.check_steps(training_rows[data_key])
+                    plan.check_steps(training_rows[data_key])
                 else:
-                    training_rows[data_key] = len(experiment.load_data().x_train)
-                plans.append(experiment)
+                    training_rows[data_key] = len(plan.load_data().x_train)
+                plans.append(plan)
             except PolyexpError as exc:
                 raise type(exc)(f"{where}: {exc}") from exc
             except HydraException as exc:

@@ -9,9 +9,9 @@ from test_calibration import ece_by_loop
 from test_data import colour_images
 
 from polyexp.core.errors import PluginError
-from polyexp.core.experiment import run_experiment, summarise
 from polyexp.core.models import build_model
-from polyexp.core.settings import plan
+from polyexp.core.outcome import compute_outcome, summarise
+from polyexp.core.settings import plan_from
 from polyexp.core.statistics import mean_ci
 
 T_975 = {2: 4.302653, 3: 3.182446, 5: 2.570582}  # Student's t, two-sided 95%, by degrees of freedom (tables)
@@ -31,10 +31,10 @@ def accuracy(probabilities: np.ndarray, y: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def three_seeds():
-    experiment = plan(compose(["seeds=3", "epochs=40", "window.size=4", "averaging=linear", "data.n_val=300",
+    plan = plan_from(compose(["seeds=3", "epochs=40", "window.size=4", "averaging=linear", "data.n_val=300",
                                "ema_decays=[0.9]", "swa_start=30"]))
-    data = experiment.load_data()
-    return experiment, data, run_experiment(experiment, data)
+    data = plan.load_data()
+    return plan, data, compute_outcome(plan, data)
 
 
 def test_every_score_is_a_numpy_forward_pass_of_the_checkpoints(three_seeds):
@@ -101,10 +101,10 @@ def test_the_gain_is_against_the_last_checkpoint_scored_as_the_averages_are(thre
 
 def test_no_selection_reads_test_rows(three_seeds):
     """The same trajectory scored with other test labels selects the same n and the same weights."""
-    experiment, data, outcome = three_seeds
+    plan, data, outcome = three_seeds
     rng = np.random.default_rng(0)
     shuffled = dataclasses.replace(data, y_test=rng.permutation(data.y_test))
-    again = run_experiment(experiment, shuffled, fetch=lambda train: (outcome.trajectory, True))
+    again = compute_outcome(plan, shuffled, fetch=lambda train: (outcome.trajectory, True))
     assert again.summary["selected_n"] == outcome.summary["selected_n"]
     np.testing.assert_array_equal(again.weights, outcome.weights)
     assert again.summary["selected_val_acc"] == outcome.summary["selected_val_acc"]
@@ -112,9 +112,9 @@ def test_no_selection_reads_test_rows(three_seeds):
 
 
 def test_the_greedy_soup_selects_on_validation_only():
-    experiment = plan(compose(["averaging=greedy_soup", "seeds=2", "epochs=40", "window.size=6", "data.n_val=200"]))
-    data = experiment.load_data()
-    outcome = run_experiment(experiment, data)
+    plan = plan_from(compose(["averaging=greedy_soup", "seeds=2", "epochs=40", "window.size=6", "data.n_val=200"]))
+    data = plan.load_data()
+    outcome = compute_outcome(plan, data)
     def val_accuracy(members, chosen):  # the equal average of the chosen members, on validation
         averaged = [np.mean([members[i][w] for i in chosen], axis=0) for w in range(len(members[0]))]
         return accuracy(forward(averaged, data.x_val), data.y_val)
@@ -133,7 +133,7 @@ def test_the_greedy_soup_selects_on_validation_only():
 
     for split in ("x_test", "y_test"):  # test rows of another data set: the same soups
         other = dataclasses.replace(data, **{split: np.flip(getattr(data, split), axis=0)})
-        again = run_experiment(experiment, other, fetch=lambda train: (outcome.trajectory, True))
+        again = compute_outcome(plan, other, fetch=lambda train: (outcome.trajectory, True))
         np.testing.assert_array_equal(again.weights, outcome.weights)
 
 
@@ -149,10 +149,10 @@ def batchnorm_forward(weights: list[np.ndarray], x: np.ndarray, x_train: np.ndar
 
 def test_the_greedy_soup_with_batchnorm_ranks_members_as_it_scores_soups():
     """Each member ranks by its accuracy with statistics recomputed, the way every soup is scored."""
-    experiment = plan(compose(["averaging=greedy_soup", "model.batchnorm=true", "epochs=20", "window.size=6",
+    plan = plan_from(compose(["averaging=greedy_soup", "model.batchnorm=true", "epochs=20", "window.size=6",
                                "optimizer.learning_rate=0.1", "data.n_val=300"]))
-    data = experiment.load_data()
-    outcome = run_experiment(experiment, data)
+    data = plan.load_data()
+    outcome = compute_outcome(plan, data)
     members = [outcome.trajectory.seed_weights(0, m) for m in range(6)]
 
     def val_accuracy(chosen):  # the equal average of the chosen members, statistics recomputed
@@ -173,18 +173,18 @@ def test_the_greedy_soup_with_batchnorm_ranks_members_as_it_scores_soups():
         np.testing.assert_allclose(outcome.weights[0, n - 1, :n], expected)
 
 
-def test_a_weighting_that_misbehaves_fails_before_training(monkeypatch):
+def test_an_averaging_that_misbehaves_fails_before_training(monkeypatch):
     monkeypatch.setenv("POLYEXP_PLUGINS", "misbehaving_plugins")
-    experiment = plan(compose(["averaging=negative", "epochs=5", "window.size=2"]))
+    plan = plan_from(compose(["averaging=negative", "epochs=5", "window.size=2"]))
     trained = []
     with pytest.raises(PluginError, match="averaging plugin 'negative' returned a negative weight"):
-        run_experiment(experiment, experiment.load_data(), fetch=lambda train: trained.append(1))
+        compute_outcome(plan, plan.load_data(), fetch=lambda train: trained.append(1))
     assert trained == []
 
 
 def test_one_seed_has_no_interval():
-    experiment = plan(compose(["epochs=20", "window.size=3"]))
-    outcome = run_experiment(experiment, experiment.load_data())
+    plan = plan_from(compose(["epochs=20", "window.size=3"]))
+    outcome = compute_outcome(plan, plan.load_data())
     assert outcome.scores["test_single_acc"].shape == (1, 3)
     assert np.isnan(outcome.summary["selected_test_acc_ci_low"])
     assert np.all(np.isnan(outcome.per_n["test_average_acc"].low))
@@ -202,11 +202,11 @@ def test_mean_ci_is_students_t_interval():
 def test_a_cnn_takes_colour_images_and_scores_them_as_keras_predicts(tmp_path):
     x, y = colour_images()
     np.savez(tmp_path / "images.npz", x=x, y=y)
-    experiment = plan(compose(["data=npz", f"data.path={tmp_path / 'images.npz'}", "model=cnn", "model.filters=[4]",
+    plan = plan_from(compose(["data=npz", f"data.path={tmp_path / 'images.npz'}", "model=cnn", "model.filters=[4]",
                                "epochs=4", "window.size=2", "seeds=2"]))
-    data = experiment.load_data()
-    outcome = run_experiment(experiment, data)
-    model = build_model(experiment.model, data)
+    data = plan.load_data()
+    outcome = compute_outcome(plan, data)
+    model = build_model(plan.model, data)
     assert model.input_shape == (None, 8, 6, 3)
     for s in range(2):
         for member in range(2):

@@ -1,4 +1,4 @@
-"""One job's computation: a checked config and its data in, an :class:`Outcome` of arrays out.
+"""One job's computation: a checked plan and its data in, an :class:`Outcome` of arrays out.
 
 Train the seed group once (or take its trajectory from ``fetch``, the cache), score every checkpoint
 alone (*single*), every weight average of the n latest checkpoints (*average*), every output ensemble
@@ -6,8 +6,8 @@ of them (*ensemble*: their predicted probabilities averaged with the same weight
 in-training averages (*ema_D*, *swa*), on the validation and the test rows, for every seed; then
 summarise over seeds, selecting on validation alone. No MLflow, no files::
 
-    experiment = plan(compose(["seeds=5", "epochs=50"]))
-    outcome = run_experiment(experiment, experiment.load_data())
+    plan = plan_from(compose(["seeds=5", "epochs=50"]))
+    outcome = compute_outcome(plan, plan.load_data())
     outcome.scores["test_average_acc"].shape        # (5, 10): seed x n
     outcome.summary["selected_n"], outcome.summary["selected_test_acc"]
 
@@ -18,6 +18,7 @@ metric ``acc``, ``loss`` or ``ece`` (expected calibration error, ``polyexp.core.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -68,48 +69,74 @@ class Outcome:
         return self.trajectory.seeds.tolist()
 
 
-def run_experiment(
+def compute_outcome(
     plan: Plan,
     data: Dataset,
     fetch: Fetch | None = None,
     *,
     on_progress: Callable[[int], None] | None = None,
 ) -> Outcome:
-    """Train (or fetch) the trajectory of ``plan``'s seed group and score it; see the module docstring."""
-    settings = plan.settings
-    k = len(plan.window)
-    if not plan.weighting.wants:  # a plain weighting's mistakes show before any training
-        weight_matrix(plan.weighting, k)
+    """Train (or fetch) the trajectory of ``plan``'s seed group and score it; see the module docstring.
+
+    ``prepare_training`` then ``outcome_of``, with the trajectory between them trained, or
+    taken from ``fetch``, which is given the :class:`Training` to run when it has none.
+    """
+    training = prepare_training(plan, data, on_progress=on_progress)
+    if plan.checkpoint_files is not None:  # your own checkpoints: nothing to train or cache
+        return outcome_of(training, None)
+    trajectory, reused = fetch(training) if fetch is not None else (training(), False)
+    return outcome_of(training, trajectory, reused=reused)
+
+
+class Training:
+    """Training a plan's seed group on its data, when called; ``seconds``: how long it took (None: not yet).
+
+    A trajectory cache calls it when it has no entry (``TrajectoryCache.fetch``).
+    """
+
+    def __init__(self, plan: Plan, data: Dataset, on_progress: Callable[[int], None] | None = None) -> None:
+        self.plan, self.data, self.on_progress = plan, data, on_progress
+        self.seconds: float | None = None
+
+    def __call__(self) -> Trajectory:
+        plan, settings = self.plan, self.plan.settings
+        started = time.perf_counter()
+        trajectory = train(
+            functools.partial(build_model, plan.model, self.data), plan.optimizer, self.data,
+            seeds=settings.seed_list, epochs=settings.epochs, batch_size=settings.batch_size, window=plan.window,
+            schedule=plan.plugins["schedule"], ema_decays=settings.ema_decays or (), swa_start=settings.swa_start,
+            curve_every=settings.curve_every, on_progress=self.on_progress,
+        )
+        self.seconds = time.perf_counter() - started
+        return trajectory
+
+
+def prepare_training(plan: Plan, data: Dataset, *, on_progress: Callable[[int], None] | None = None) -> Training:
+    """What comes before any training: a plain averaging checked, Keras's session cleared; the training to run."""
+    if not plan.averaging.wants:  # a plain averaging's mistakes show before any training
+        weight_matrix(plan.averaging, len(plan.window))
     # The jobs of a basic-launcher sweep share this process; Python's own collector frees the rest
     # (a full collection after the imports costs about 0.3 s).
     keras.backend.clear_session(free_memory=False)
-    seconds: list[float] = []
+    return Training(plan, data, on_progress)
 
-    def train_now() -> Trajectory:
-        started = time.perf_counter()
-        trajectory = train(
-            lambda: build_model(plan.model, data), plan.optimizer, data,
-            seeds=settings.seed_list, epochs=settings.epochs, batch_size=settings.batch_size, window=plan.window,
-            schedule=plan.plugins["schedule"], ema_decays=settings.ema_decays or (), swa_start=settings.swa_start,
-            curve_every=settings.curve_every, on_progress=on_progress,
-        )
-        seconds.append(time.perf_counter() - started)
-        return trajectory
 
-    if plan.checkpoint_files is not None:  # your own checkpoints: nothing to train or cache
+def outcome_of(training: Training, trajectory: Trajectory | None, *, reused: bool = False) -> Outcome:
+    """Score ``trajectory`` (trained by ``training``, or ``reused`` from a cache; None: the plan's own
+    checkpoint files, read here) and summarise it over seeds."""
+    plan, data, settings = training.plan, training.data, training.plan.settings
+    if trajectory is None:
         trajectory, model = read_checkpoints(plan.checkpoint_files, plan.model, data)
-        reused = False
         scorer = Scorer(model, data.x_train, recompute_bn=settings.recompute_bn)
     else:
-        trajectory, reused = fetch(train_now) if fetch is not None else (train_now(), False)
         scorer = scorer_for(plan, data)
-    weights, scores = score_trajectory(scorer, trajectory, plan.weighting, data)
+    weights, scores = score_trajectory(scorer, trajectory, plan.averaging, data)
     per_n, summary = summarise(scores)
     first_seed_average = average([w[0] for w in trajectory.checkpoints], weights[0, -1])
     return Outcome(
         trajectory=trajectory, weights=weights, scores=scores, per_n=per_n, summary=summary,
         averaged_model=scorer.holding(first_seed_average, averaged=True),
-        reused=reused, train_seconds=seconds[0] if seconds else None,
+        reused=reused, train_seconds=training.seconds,
     )
 
 
@@ -137,7 +164,7 @@ def scorer_for(plan: Plan, data: Dataset) -> Scorer:
 
 
 def score_trajectory(
-    scorer: Scorer, trajectory: Trajectory, weighting: BoundPlugin, data: Dataset
+    scorer: Scorer, trajectory: Trajectory, averaging: BoundPlugin, data: Dataset
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The weights of every n for every seed, and every score (see the module docstring)."""
     s, k = trajectory.checkpoints[0].shape[:2]
@@ -148,7 +175,7 @@ def score_trajectory(
         probabilities[split] = scorer.probabilities(members, x).reshape(s, k, len(x), -1)
         scores |= _scores(f"{split}_single", y, probabilities[split])
 
-    weights = seed_weights(scorer, trajectory, weighting, data, scores["val_single_acc"])
+    weights = seed_weights(scorer, trajectory, averaging, data, scores["val_single_acc"])
     averaged = [w.reshape(s * k, *w.shape[2:]) for w in average_sets(trajectory, weights)]
     for split in SCORED_SPLITS:
         x, y = data.split(split)
@@ -168,9 +195,9 @@ def _scores(prefix: str, labels: np.ndarray, probabilities: np.ndarray) -> dict[
 
 
 def seed_weights(
-    scorer: Scorer, trajectory: Trajectory, weighting: BoundPlugin, data: Dataset, val_member_acc: np.ndarray
+    scorer: Scorer, trajectory: Trajectory, averaging: BoundPlugin, data: Dataset, val_member_acc: np.ndarray
 ) -> np.ndarray:
-    """``(S, K, K)``: each seed's weight matrix. A selecting weighting sees that seed's validation rows only.
+    """``(S, K, K)``: each seed's weight matrix. A selecting averaging sees that seed's validation rows only.
 
     It ranks the members as it scores their averages: with BatchNorm statistics recomputed, each
     member alone is scored with its statistics recomputed too (``val_member_acc``, their stored
@@ -178,8 +205,8 @@ def seed_weights(
     member ranked with.
     """
     s, k = trajectory.checkpoints[0].shape[:2]
-    if not weighting.wants:
-        return np.broadcast_to(weight_matrix(weighting, k), (s, k, k)).copy()
+    if not averaging.wants:
+        return np.broadcast_to(weight_matrix(averaging, k), (s, k, k)).copy()
     if scorer.recomputes:
         members = [w.reshape(s * k, *w.shape[2:]) for w in trajectory.checkpoints]
         val_member_acc = scorer(members, data.x_val, data.y_val, averaged=True)[0].reshape(s, k)
@@ -198,7 +225,7 @@ def seed_weights(
                 scored[key] = float(accuracy[0])
             return scored[key]
 
-        matrices.append(weight_matrix(weighting, k, validation=Validation(val_member_acc[seed], score)))
+        matrices.append(weight_matrix(averaging, k, validation=Validation(val_member_acc[seed], score)))
     return np.stack(matrices)
 
 
