@@ -26,3 +26,12 @@ def test_a_seeds_order_does_not_depend_on_the_others():
     together = orders([5, 7, 9], [3, 4], 50)
     np.testing.assert_array_equal(together[:, 1], alone[:, 0])
     assert not np.array_equal(together[:, 0], together[:, 1])
+
+
+def test_equal_numbers_keep_their_rows_order_as_tensorflows_sort_does():
+    rows = 100_000  # 23-bit numbers: about rows**2 / 2**24 = 600 pairs of equal ones
+    numbers = uniform(np.array(3), np.array(5), rows)
+    assert len(np.unique(numbers)) < rows - 100
+    drawn = orders([3], [5], rows)[0, 0]
+    np.testing.assert_array_equal(drawn, tf.argsort(numbers).numpy())
+    np.testing.assert_array_equal(drawn, np.argsort(numbers, kind="stable"))

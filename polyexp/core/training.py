@@ -5,7 +5,8 @@ fresh random order, in batches of ``batch_size`` (the last one smaller), one opt
 batch, loss categorical cross-entropy plus the model's own losses. Seed ``s`` initialises its model
 after ``keras.utils.set_random_seed(s)`` and orders epoch ``e``'s rows by ``(s, e)`` alone, so the
 numbers do not depend on how the epochs are split into calls (``polyexp.core.shuffle`` draws the
-orders). The learning curves score each seed on the whole training, validation and test splits
+orders in NumPy, every seed's for a block of epochs, which each call of the graph takes as an
+input). The learning curves score each seed on the whole training, validation and test splits
 (``fit`` reports a running mean over the epoch's batches instead) after every ``curve_every``-th
 epoch, the window's epochs and the last one; the
 running mean of the batch losses, kept every epoch, stops training as soon as it diverges.
@@ -203,10 +204,7 @@ class _Loop:
         self.swa = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
                     for v in self.trainable] if swa_start else []
         # Plain tf.while_loop instead of AutoGraph: tracing takes half the time.
-        # One seed's row order is fastest drawn in the graph; a group's, for all its seeds at once in NumPy.
-        self.orders_in_graph = len(seeds) == 1
-        orders_spec = tf.TensorSpec((None, len(seeds), self.rows), tf.int32)
-        signature = [tf.TensorSpec((), tf.int32), tf.TensorSpec((), tf.int32) if self.orders_in_graph else orders_spec]
+        signature = [tf.TensorSpec((), tf.int32), tf.TensorSpec((None, len(seeds), self.rows), tf.int32)]
         self.run = tf.function(self._run, input_signature=signature, autograph=False)
 
     def _stacked_weights(self) -> list:
@@ -220,8 +218,7 @@ class _Loop:
             count = min(count, self.epochs - done)
             started = time.perf_counter()
             epochs = np.arange(done + 1, done + count + 1)
-            chunk = tf.constant(count) if self.orders_in_graph else tf.constant(orders(self.seeds, epochs, self.rows))
-            metrics, losses = self.run(tf.constant(done + 1), chunk)
+            metrics, losses = self.run(tf.constant(done + 1), tf.constant(orders(self.seeds, epochs, self.rows)))
             chunks.append(metrics.numpy())
             elapsed = time.perf_counter() - started
             bad = np.argwhere(~np.isfinite(losses.numpy()))  # (count, S): each epoch's mean batch loss
@@ -265,13 +262,12 @@ class _Loop:
                 for name, averaged in runs.items()}
 
     def _run(self, first: tf.Tensor, chunk: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Train the epochs ``first, first+1, ...``: ``chunk`` holds their row orders, (epochs, S, rows),
-        or, with the orders drawn in the graph, their count."""
+        """Train the epochs ``first, first+1, ...``: ``chunk`` holds their row orders, (epochs, S, rows)."""
         unscored = tf.fill([len(self.seeds), len(HISTORY_KEYS)], np.nan)
-        count = chunk if self.orders_in_graph else tf.shape(chunk)[0]
+        count = tf.shape(chunk)[0]
 
         def epoch(i: tf.Tensor, metrics: tf.TensorArray, losses: tf.TensorArray) -> tuple:
-            batch_loss = self._train_epoch(self._order(first + i) if self.orders_in_graph else chunk[i], first + i)
+            batch_loss = self._train_epoch(chunk[i], first + i)
             keep = [] if self.window_steps else [self._keep(first + i)]
             with tf.control_dependencies([*keep, *self._swa_update(first + i)]):
                 row = tf.cond(self.scored[first + i], self._score_splits, lambda: unscored)
@@ -287,11 +283,6 @@ class _Loop:
             return tf.vectorized_map(lambda args: fn(*args), stacked)
         results = fn(*(tf.nest.map_structure(lambda t: t[0], arg) for arg in stacked))
         return tf.nest.map_structure(lambda t: tf.expand_dims(t, 0), results)
-
-    def _order(self, epoch: tf.Tensor) -> tf.Tensor:
-        """The one seed's row order in ``epoch`` (1, rows), as ``polyexp.core.shuffle`` defines it."""
-        seed = tf.stack([tf.constant(self.seeds[0], tf.int64), tf.cast(epoch, tf.int64)])
-        return tf.argsort(tf.random.stateless_uniform([self.rows], seed=seed))[None]
 
     def _values(self) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
         return [tf.convert_to_tensor(v) for v in self.trainable], [tf.convert_to_tensor(v) for v in self.state]
