@@ -108,7 +108,8 @@ def test_repeated_values_are_repeated_jobs_as_in_hydra():
 
 
 def test_a_job_and_its_sweep_are_named_by_one_function():
-    overrides = ["seeds=3", "averaging=exp", "averaging.alpha=2", "hydra.job.chdir=false"]
+    overrides = ["seeds=3", "averaging=exp", "averaging.alpha=2", "hydra.job.chdir=false",
+                 "tracking.uri=sqlite:////tmp/m.db", "cache.dir=/tmp/c", "threads=1"]  # where, not what: unnamed
     assert run_name("exp", overrides, None) == "exp seeds=3 alpha=2"
     assert run_name("exp", overrides, ["averaging.alpha"]) == "exp alpha=2"
     assert run_name("exp", ["+averaging.alpha=7.180374727086953"], None) == "exp alpha=7.18037"

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from polyexp.core.averaging import AVERAGINGS
 from polyexp.core.files import write_text
+from polyexp.core.registry import Affects
+from polyexp.core.settings import SETTINGS
 
 JOB_REPORT = "polyexp_job.json"
 
@@ -82,16 +84,21 @@ def split_override(override: str) -> tuple[str, str]:
     return key.lstrip("+~"), value
 
 
+# Overrides that never change a job's numbers (Hydra's, and the settings marked so: where to log, the
+# cache, threads): they name neither a run nor a sweep.
+NOT_NAMING = ("hydra.", "hydra/", *(p.name for p in SETTINGS if p.affects is Affects.NOTHING))
+
+
 def override_words(overrides: Iterable[str]) -> list[str]:
     """Overrides as a name reads them: the averaging's option and its fields by their own names.
 
     ``["seeds=3", "averaging=exp", "averaging.alpha=choice(2)"]`` -> ``["seeds=3", "exp", "alpha=2"]``;
-    Hydra's own overrides are left out.
+    the overrides that change no number (:data:`NOT_NAMING`) are left out.
     """
     words = []
     for override in overrides:
         key, value = split_override(override)
-        if key.startswith(("hydra.", "hydra/")):
+        if key.startswith(NOT_NAMING):
             continue
         value = _short(re.sub(r"^choice\((.*)\)$", r"\1", value))
         words.append(value if key == AVERAGINGS.group else f"{key.removeprefix(AVERAGINGS.group + '.')}={value}")

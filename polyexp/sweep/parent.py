@@ -39,9 +39,17 @@ from omegaconf import DictConfig
 from polyexp.core.errors import PolyexpError
 from polyexp.core.files import make_folder, write_text
 from polyexp.core.registry import Affects
-from polyexp.core.settings import SETTINGS, plan_from
+from polyexp.core.settings import plan_from
 from polyexp.run import stop
-from polyexp.run.job import JOB_REPORT, JobResult, Sweep, override_words, read_job_report, split_override
+from polyexp.run.job import (
+    JOB_REPORT,
+    NOT_NAMING,
+    JobResult,
+    Sweep,
+    override_words,
+    read_job_report,
+    split_override,
+)
 
 if TYPE_CHECKING:
     from polyexp.core.settings import Plan
@@ -51,8 +59,6 @@ log = logging.getLogger(__name__)
 
 SWEEP_FILE = "polyexp_sweep.json"
 POLYEXP_SWEEPER = "hydra_plugins.polyexp_sweeper.PolyexpSweeper"
-# Overrides that never change a job's numbers (Hydra's, and the settings marked so), so they do not name the sweep.
-_NOT_THE_SWEEP = ("hydra.", "hydra/", *(p.name for p in SETTINGS if p.affects is Affects.NOTHING))
 
 failed_sweeps: list[Path] = []  # the sweeps this process closed as FAILED: the command exits non-zero
 
@@ -94,8 +100,7 @@ def stop_on_error() -> Iterator[None]:
 
 def sweep_name(overrides: Sequence[str]) -> str:
     """A short name for the sweep's parent run: ``sweep exp alpha=1,2,4``."""
-    shown = [o for o in overrides if not split_override(o)[0].startswith(_NOT_THE_SWEEP)]
-    return "sweep " + (" ".join(override_words(shown)) or "(defaults)")
+    return "sweep " + (" ".join(override_words(overrides)) or "(defaults)")
 
 
 def sweep_key(experiment: str, jobs: Sequence[Plan], searched: Sequence[str] = ()) -> str:
@@ -108,7 +113,7 @@ def sweep_key(experiment: str, jobs: Sequence[Plan], searched: Sequence[str] = (
     from polyexp.core.identity import config_identity, digest
 
     configs = sorted({digest(config_identity(plan, Affects.SCORING)) for plan in jobs})
-    searched = sorted(o for o in searched if not split_override(o)[0].startswith(_NOT_THE_SWEEP))
+    searched = sorted(o for o in searched if not split_override(o)[0].startswith(NOT_NAMING))
     return digest({"experiment": experiment, "jobs": configs, "searched": searched})
 
 
