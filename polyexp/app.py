@@ -26,21 +26,29 @@ def cli() -> None:
     """
     stop.on_signals({signal.SIGINT: stop.interrupted, signal.SIGTERM: stop.terminated})
     try:
-        check_override_keys(sys.argv[1:])
-    except ConfigError as exc:
-        sys.exit(str(exc))  # one line, exit status 1, as Hydra shows a bad override
-    sys.argv[1:] = sweep_fields_of_swept_groups(sys.argv[1:])
-    try:
+        try:
+            check_override_keys(sys.argv[1:])
+        except ConfigError as exc:
+            sys.exit(str(exc))  # one line, exit status 1, as Hydra shows a bad override
+        sys.argv[1:] = sweep_fields_of_swept_groups(sys.argv[1:])
         main()  # polyexp's sweeper closes its sweep itself; close_sweeps ends one a foreign sweeper left
         stop.check()  # a Ctrl-C lost where it landed still ends the command as interrupted
     except KeyboardInterrupt:
-        close_sweeps(interrupted=True)
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        _interrupted()
     except stop.Terminated:
         close_sweeps(interrupted=True)
+        raise
+    except SystemExit:
+        if isinstance(stop.requested(), KeyboardInterrupt):  # Hydra made an error of it: the Ctrl-C says why
+            _interrupted()
         raise
     finally:
         close_sweeps()
     if failed_sweeps:
         sys.exit(1)
+
+
+def _interrupted() -> None:
+    close_sweeps(interrupted=True)
+    print("interrupted", file=sys.stderr)
+    sys.exit(130)

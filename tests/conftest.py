@@ -32,6 +32,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: place.get(item.path.name, len(place)))  # stable: each file keeps its order
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """With POLYEXP_TEST_CPU=FILE, each test's CPU seconds (its process and the subprocesses it waited
+    for) and wall seconds are appended to FILE: where the suite's time goes, on a machine of few cores."""
+    log = os.environ.get("POLYEXP_TEST_CPU")
+    if not log:
+        return (yield)
+    import resource
+    import time
+
+    def cpu() -> float:
+        return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                      resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+    started, wall = cpu(), time.monotonic()
+    try:
+        return (yield)
+    finally:
+        with open(log, "a") as out:
+            out.write(f"{cpu() - started:.1f}\t{time.monotonic() - wall:.1f}\t{item.nodeid}\n")
+
+
 def is_sweep(run) -> bool:
     """Whether ``run`` is a sweep's parent run."""
     return run.data.tags.get("polyexp.role") == "sweep"

@@ -3,7 +3,9 @@
 import shutil
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import Cli, make_cli, metric_steps, table
@@ -100,3 +102,22 @@ def test_ctrl_c_anywhere_stops_the_sweep_and_ends_every_run(tmp_path, empty_stor
     assert "Traceback" not in output and output.rstrip().endswith("interrupted")
     assert [r.info.run_name for r in cli.runs() if r.info.status == "RUNNING"] == []
     assert [r.info.status for r in cli.sweeps()] in ([], ["KILLED"])  # KILLED even once every job finished
+
+
+def test_ctrl_c_in_the_first_second_and_a_half_of_the_polyexp_command_stops_it_in_one_word(cli: Cli):
+    """The installed ``polyexp`` command (a console script, not ``python -m``), interrupted every 0.1 s
+    of its start: the imports, the check of the overrides, Hydra's start. Before the handler came
+    first, a Ctrl-C there was lost (the job ran to its end, exit 0) or ended in a traceback."""
+    command = Path(sys.executable).parent / "polyexp"
+    wrong = []
+    for tenths in range(1, 16):
+        process = subprocess.Popen([str(command), "epochs=5000"], cwd=cli.workdir, env=cli.env, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        time.sleep(tenths / 10)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+        started = process.returncode != -signal.SIGINT  # -2: still in Python's start-up, before any polyexp code
+        stopped = process.returncode == 130 and output.rstrip().endswith("interrupted")
+        if "Traceback" in output or (started and not stopped):
+            wrong.append((tenths / 10, process.returncode, output[-500:]))
+    assert wrong == []
