@@ -20,16 +20,21 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLE_LINE = re.compile(r"^> (\d+): single=(\d\.\d{3}), ensemble=(\d\.\d{3})$", re.M)
 
 
-# The longest files first: under --dist loadfile a file runs whole on one worker, and a long file
-# that starts late is the suite's tail (seconds per file measured with `pytest -n 3 --durations=60`).
-LONGEST_FIRST = ("test_ray_launcher.py", "test_slurm.py", "test_team_server.py", "test_cli_identity.py",
-                 "test_cli_faults.py", "test_cli_sweep.py", "test_hydra_suites.py", "test_tracking_server.py",
-                 "test_cli_own_data.py", "test_ui_browser.py", "test_launchers.py")
+# The order the files start in. Under --dist loadfile a file runs whole on one worker. Those that
+# mostly wait (a SLURM time limit, servers) start first, beside files that compute; Ray's, whose
+# daemons slow down several-fold on cores the rest of the suite keeps busy, starts last, when the
+# others are nearly done (measured with POLYEXP_TEST_CPU, below).
+FIRST = ("test_slurm.py", "test_team_server.py", "test_tracking_server.py", "test_cli_faults.py",
+         "test_cli_sweep.py", "test_cli_identity.py", "test_cli_own_data.py", "test_launchers.py")
+LAST = ("test_ray_launcher.py",)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    place = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: place.get(item.path.name, len(place)))  # stable: each file keeps its order
+    def place(item: pytest.Item) -> int:
+        name = item.path.name
+        return FIRST.index(name) if name in FIRST else len(FIRST) + 1 if name in LAST else len(FIRST)
+
+    items.sort(key=place)  # stable: each file keeps its order, the others theirs
 
 
 @pytest.hookimpl(wrapper=True)

@@ -41,3 +41,15 @@ def test_the_slurm_example_composes(cli: Cli):
                      "hydra.launcher")
     assert result.returncode == 0, result.stderr
     assert "SlurmLauncher" in result.stdout and "partition: gpu" in result.stdout
+
+
+def test_a_slurm_job_has_ended_when_the_controller_says_so_whatever_the_accounting_says():
+    from polyexp.sweep.slurm import controller_state
+
+    shown = "JobId=22 ArrayJobId=22 ArrayTaskId=2 JobName=x JobState={} Reason=None RunTime=00:00:24"
+    assert controller_state("RUNNING", 0, shown.format("CANCELLED")) == "CANCELLED"
+    assert controller_state("UNKNOWN", 0, shown.format("TIMEOUT")) == "TIMEOUT"
+    assert controller_state("RUNNING", 0, shown.format("COMPLETING")) == "RUNNING"  # not yet ended
+    assert controller_state("PENDING", 0, shown.format("RUNNING")) == "PENDING"
+    assert controller_state("UNKNOWN", 1, "slurm_load_jobs error: Invalid job id specified") == "ENDED"
+    assert controller_state("RUNNING", 1, "slurm_load_jobs error: Unable to contact slurm controller") == "RUNNING"

@@ -6,6 +6,7 @@ Skipped where the packages are missing or the tests do not run as root; ``.ci/ru
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -161,3 +162,29 @@ def test_ctrl_c_cancels_the_slurm_jobs_and_ends_every_run(slurm_cli: Cli):
     assert parent.info.status == "KILLED"
     wait_for(lambda: slurm(slurm_cli, "squeue", "-h") == "", 30, "the cancelled jobs to leave the queue")
     assert {r.info.status for r in slurm_cli.jobs()} <= {"KILLED", "FAILED"}
+
+
+def test_a_job_killed_outright_while_the_accounting_is_down_still_ends_the_sweep(slurm_cli: Cli):
+    # SIGKILL to every process of the job leaves no result and no time to end the run; sacct fails for
+    # this command (a failing sacct first on PATH, as when slurmdbd lags or is down). submitit alone
+    # would wait for sacct forever.
+    no_accounting = slurm_cli.workdir.parent / "no_accounting"
+    no_accounting.mkdir()
+    (no_accounting / "sacct").write_text("#!/bin/sh\necho 'sacct: error: slurmdbd: not responding' >&2\nexit 1\n")
+    (no_accounting / "sacct").chmod(0o755)
+    process = slurm_cli.start(*LAUNCHER, "averaging=stalls", "averaging.copy=1", "epochs=20", "-m",
+                              env={"POLYEXP_TEST_STALL": "1", "PATH": f"{no_accounting}:{os.environ['PATH']}"})
+    wait_for(lambda: len(slurm_cli.jobs()) == 1, 120, "the job to start")
+    (job,) = {p.parent.name for p in (slurm_cli.workdir / "multirun").glob("*/*/.submitit/*/*_submitted.pkl")}
+    pids = [int(line.split()[0]) for line in slurm(slurm_cli, "scontrol", "listpids", job).splitlines()[1:]]
+    for pid in pids:  # as the kernel's OOM killer would
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    output, _ = process.communicate(timeout=120)
+
+    assert process.returncode == 1, output
+    assert "Traceback" not in output and f"SLURM job {job} ended" in output, output
+    (run,) = slurm_cli.jobs()
+    assert run.info.status == "FAILED" and "its process ended without ending the run" in run.data.tags["polyexp.error"]
+    (parent,) = slurm_cli.sweeps()
+    assert parent.info.status == "FAILED" and parent.data.metrics["jobs_missing"] == 1

@@ -9,11 +9,14 @@
   SIGTERM stops the job through ``polyexp.run.stop``. submitit's notice before the time limit
   (``signal_delay_s``), on which it would requeue the job, is ignored.
 - **The sweep waits for every job,** not only up to the first one that did not finish, and Ctrl-C
-  cancels the jobs it submitted. A job that left no result is named with its SLURM state.
+  cancels the jobs it submitted. A job that left no result is named with its SLURM state. submitit
+  learns a job's state from the accounting (``sacct``) alone; where that lags behind or fails, a job
+  the controller (``scontrol``) says has ended counts as ended, so the sweep never waits forever.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -21,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -72,6 +76,11 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         return None
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        import submitit
+
+        watcher = controller_aware_watcher()
+        if not isinstance(submitit.SlurmJob.watcher, watcher):  # a class attribute: every SlurmJob's
+            submitit.SlurmJob.watcher = watcher(delay_s=60)
         folder = Path(self.params["submitit_folder"]).parent  # one subfolder per SLURM job: .submitit/<id>
         before = set(_job_ids(folder))
         try:
@@ -97,6 +106,48 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
                 log.error("SLURM job %s ended %s without a result (its log: %s)", job_id, job.state,
                           job.paths.stderr)
         return results
+
+
+# The states in which submitit waits on for a job (``submitit.core.core.InfoWatcher.is_done``).
+UNFINISHED = frozenset({"READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED",
+                        "CONFIGURING", "RESIZING", "SUSPENDED"})
+
+
+@functools.cache
+def controller_aware_watcher() -> type:
+    from submitit.slurm.slurm import SlurmInfoWatcher  # here: submitit loads only when a SLURM sweep runs
+
+    class Watcher(SlurmInfoWatcher):
+        """submitit's ``sacct`` watcher, and ``scontrol`` for a job that ``sacct`` still calls unfinished."""
+
+        asked: dict[str, float]
+
+        def get_state(self, job_id: str, mode: str = "standard") -> str:
+            state = super().get_state(job_id, mode=mode)
+            if mode == "cache" or state.split()[0].upper() not in UNFINISHED:
+                return state
+            asked = self.__dict__.setdefault("asked", {})
+            if time.monotonic() - asked.get(job_id, float("-inf")) < 10:  # the controller, every 10 s at most
+                return state
+            asked[job_id] = time.monotonic()
+            found = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True,
+                                   check=False, timeout=30)
+            return controller_state(state, found.returncode, found.stdout + found.stderr)
+
+    return Watcher
+
+
+def controller_state(accounting: str, returncode: int, scontrol_output: str) -> str:
+    """A job's state: the accounting's, unless the controller says the job has ended (or no longer knows it).
+
+    ``controller_state("RUNNING", 0, "JobId=7 ... JobState=CANCELLED Reason=None ...")`` is ``"CANCELLED"``.
+    """
+    if returncode != 0:
+        return "ENDED" if "Invalid job id" in scontrol_output else accounting  # purged, or the controller is away
+    found = re.search(r"\bJobState=(\S+)", scontrol_output)
+    if found is None or found.group(1).upper() in UNFINISHED:
+        return accounting
+    return found.group(1)
 
 
 def _out_of_time() -> bool:
