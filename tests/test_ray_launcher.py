@@ -58,6 +58,18 @@ def wait_until_gone(marker: str, seconds: float) -> dict[int, str]:
     return left
 
 
+def processes_in(folder: Path) -> dict[int, str]:
+    """The live processes working in ``folder``: pid -> command line."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")).is_relative_to(folder):
+                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
+
+
 def signal_all(pids: dict[int, str], signum: int) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
@@ -133,6 +145,8 @@ def ray_cluster(tmp_path, ray_temp_dir):
         signal_all(processes_with("=".join(marker)), signal.SIGTERM)
         signal_all(wait_until_gone("=".join(marker), 3), signal.SIGKILL)  # the GCS server may ignore SIGTERM
         wait_until_gone("=".join(marker), 5)
+        # Ray's dashboard and runtime-env agents start without the marker, in the cluster's folder
+        signal_all(processes_in(folder), signal.SIGKILL)
 
 
 @pytest.mark.slow
