@@ -29,6 +29,7 @@ import polyexp  # noqa: F401 - first: its TensorFlow settings (quiet, oneDNN off
 import keras
 import numpy as np
 import tensorflow as tf
+from seeds import interleaved  # benchmarks/ is on the path when a script here runs
 
 from polyexp.core import training
 from polyexp.core.data import DATASETS
@@ -87,15 +88,6 @@ def seconds(seeds: int, epochs: int, rows: int, in_graph: bool) -> float:
 def same(a: Trajectory, b: Trajectory) -> bool:
     return (all(np.array_equal(x, y) for x, y in zip(a.checkpoints, b.checkpoints, strict=True))
             and all(np.array_equal(a.history[k], b.history[k], equal_nan=True) for k in a.history))
-
-
-def interleaved(repeats: int, cases: dict[str, Callable[[], float]]) -> dict[str, float]:
-    """The median of each case over ``repeats`` rounds, each round running every case once."""
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, measure in cases.items():
-            times[name].append(measure())
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def compare(jobs: dict[str, tuple[int, int, int]], repeats: int, target: str | None) -> None:
