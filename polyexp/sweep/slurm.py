@@ -120,16 +120,17 @@ def controller_aware_watcher() -> type:
     class Watcher(SlurmInfoWatcher):
         """submitit's ``sacct`` watcher, and ``scontrol`` for a job that ``sacct`` still calls unfinished."""
 
-        asked: dict[str, float]
+        def __init__(self, delay_s: int) -> None:
+            super().__init__(delay_s=delay_s)
+            self.asked: dict[str, float] = {}  # job id -> when the controller was last asked
 
         def get_state(self, job_id: str, mode: str = "standard") -> str:
             state = super().get_state(job_id, mode=mode)
             if mode == "cache" or state.split()[0].upper() not in UNFINISHED:
                 return state
-            asked = self.__dict__.setdefault("asked", {})
-            if time.monotonic() - asked.get(job_id, float("-inf")) < 10:  # the controller, every 10 s at most
+            if time.monotonic() - self.asked.get(job_id, float("-inf")) < 10:  # the controller, every 10 s at most
                 return state
-            asked[job_id] = time.monotonic()
+            self.asked[job_id] = time.monotonic()
             found = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True,
                                    check=False, timeout=30)
             return controller_state(state, found.returncode, found.stdout + found.stderr)
