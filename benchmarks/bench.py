@@ -123,7 +123,7 @@ def polyexp_path(job: Job) -> Times:
     averaging = AVERAGINGS["equal"].bind({})
     started = time.perf_counter()
     scorer = Scorer(MODELS["mlp"].bind({})(2, 3), data.x_train)  # a real job builds its scoring model too
-    _, scores = score_trajectory(scorer, trajectory, averaging, data)
+    _, scores, _ = score_trajectory(scorer, trajectory, averaging, data)
     times["evaluate"] = time.perf_counter() - started
     started = time.perf_counter()
     score_trajectory(scorer, trajectory, averaging, data)

@@ -54,6 +54,10 @@ def run_or_skip(cfg: DictConfig, job: Job) -> JobResult:
         plan = plan_from(cfg)
         settings = plan.settings.tracking
         may_skip = bool(job.sweep and settings.skip_finished)  # a sweep checked its jobs' data already
+        if plan.checkpoint_files is not None:  # checking that they fit loads a model: TensorFlow, quietly
+            from polyexp.run.quiet import import_tensorflow
+
+            import_tensorflow(verbose=plan.settings.verbose)
         data = None if may_skip else plan.load_data()
         from polyexp.core.identity import job_identity
         from polyexp.run import tracking  # loads MLflow: only once the config is checked

@@ -46,7 +46,8 @@ def test_checkpoints_of_a_keras_fit_score_as_a_numpy_forward_pass(tmp_path, monk
     for seed in (0, 1):
         model = build_model(MODELS["mlp"].bind({"hidden": [8]}), data) if weights_only else keras_mlp()
         fit(model, data, Path("ckpt") / f"seed_{seed}", epochs=6, size=4, seed=seed, weights_only=weights_only)
-    assert sorted(p.name for p in Path("ckpt/seed_0").iterdir()) == [f"epoch_{e:04d}{suffix}" for e in (3, 4, 5, 6)]
+    assert sorted(p.name for p in Path("ckpt/seed_0").iterdir()) == ["checkpoint_window.json",  # the rates' record
+                                                                    *(f"epoch_{e:04d}{suffix}" for e in (3, 4, 5, 6))]
 
     plan = plan_from(compose([*DATA_ARGS, "trajectory=files", f"trajectory.glob=ckpt/*/*{suffix}",
                                "model.hidden=[8]", "averaging=linear"]))

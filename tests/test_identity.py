@@ -127,6 +127,12 @@ def test_the_platform_records_onednn_as_tensorflow_uses_it():
         run_env = env if setting is None else {**env, "TF_ENABLE_ONEDNN_OPTS": setting}
         out = subprocess.run([sys.executable, "-c", script], env=run_env, capture_output=True, text=True, check=True)
         assert out.stdout.split() == [expected, "False"]
+    # A command that scores your own checkpoint files turns it on, unless set
+    for setting, expected in ((None, "on"), ("0", "off")):
+        run_env = env if setting is None else {**env, "TF_ENABLE_ONEDNN_OPTS": setting}
+        out = subprocess.run([sys.executable, "-c", script, "trajectory=files", "data=npz"], env=run_env,
+                             capture_output=True, text=True, check=True)
+        assert out.stdout.split() == [expected, "False"]
     import tensorflow  # noqa: F401 - loaded, TensorFlow itself says (this session loaded it with polyexp's default)
 
     assert platform_settings()["onednn"] == "off"

@@ -27,7 +27,7 @@ def test_jobs_with_the_same_model_and_rows_share_one_scorer_and_score_as_a_fresh
     again = compute_outcome(other_averaging, data)  # the shared scorer, after another job used it
     fresh = Scorer(plan.model(data.num_features, data.num_classes), data.x_train)
     members = [w[0] for w in again.trajectory.checkpoints]  # seed 0's K checkpoints
-    accuracy, _ = fresh(members, data.x_test, data.y_test, averaged=False)
+    accuracy, _ = fresh(members, data.x_test, data.y_test)
     np.testing.assert_array_equal(outcome.scores["test_single_acc"][0], accuracy)
     np.testing.assert_array_equal(again.scores["test_single_acc"][0], accuracy)
 

@@ -86,6 +86,55 @@ def test_the_end_of_training_panel_draws_points_and_joins_only_consecutive_score
         assert np.all(np.diff(x)[joined] <= 1), f"{line.get_label()} joins unscored epochs"
 
 
+def curves(epochs: list[int]) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(2)
+    return {f"{split}_{metric}": rng.uniform(0.5, 0.9, (1, len(epochs)))
+            for split in ("train", "val", "test") for metric in ("acc", "loss")}
+
+
+def rate_axes(figure: Figure) -> tuple:
+    """The whole-training rate panel and the close-up's rate axis (the twin labelled "learning rate")."""
+    (twin,) = [ax for ax in figure.axes if ax.get_ylabel() == "learning rate"]
+    return figure.axes[3], twin
+
+
+@pytest.mark.parametrize(("epochs", "per_epoch"), [(37, 7), (40, 312), (30, 1)])
+def test_rates_of_every_step_group_by_epoch_for_any_epoch_count(epochs, per_epoch):
+    steps = np.arange(1, epochs * per_epoch + 1)
+    values = 0.1 * (1 + np.cos(np.pi * (steps - 1) / len(steps))) / 2
+    window = list(range(epochs, epochs - 5, -1))
+    figure = plots.learning_curves_figure(curves(list(range(1, epochs + 1))), list(range(1, epochs + 1)), window,
+                                          plots.LearningRates(steps / per_epoch, values, steps))
+    whole, twin = rate_axes(figure)
+    label = "mean of each epoch" if per_epoch > 1 else "rate of each epoch's last step"  # one step: no range
+    (mean,) = [line for line in whole.lines if line.get_label() == label]
+    assert mean.get_xdata().tolist() == list(range(1, epochs + 1))
+    np.testing.assert_allclose(mean.get_ydata(), values.reshape(epochs, per_epoch).mean(axis=1))
+    (members,) = [line for line in twin.lines if line.get_label() == "members' rate (epoch ends)"]
+    assert members.get_xdata().tolist() == window
+    np.testing.assert_allclose(members.get_ydata(), values[np.asarray(window) * per_epoch - 1])
+
+
+def test_rates_known_at_epoch_ends_draw_one_point_per_epoch_and_no_line_across_a_gap():
+    recorded = np.array([1, 2, 3, 7, 8, 9, 10])  # a run resumed at epoch 7 without its earlier record
+    values = np.array([0.1, 0.1, 0.05, 0.05, 0.02, 0.02, 0.01])
+    figure = plots.learning_curves_figure(curves([7, 8, 9, 10]), [7, 8, 9, 10], [10, 9],
+                                          plots.LearningRates(recorded.astype(float), values, recorded * 5, "recorded"))
+    whole, twin = rate_axes(figure)
+    assert whole.get_title() == "recorded" and not whole.collections  # one rate per epoch: no range band
+    (line,) = whole.lines
+    np.testing.assert_array_equal(line.get_xdata(), [1, 2, 3, np.nan, 7, 8, 9, 10])
+    np.testing.assert_array_equal(line.get_ydata(), [0.1, 0.1, 0.05, np.nan, 0.05, 0.02, 0.02, 0.01])
+    (members,) = [line for line in twin.lines if line.get_label().startswith("members' rate")]
+    assert members.get_xdata().tolist() == [10, 9] and members.get_ydata().tolist() == [0.01, 0.02]
+
+
+def test_an_unknown_rate_is_said_in_words_not_drawn():
+    figure = plots.learning_curves_figure(curves([9, 10]), [9, 10], [10, 9], "learning rate: unknown (none recorded)")
+    assert not figure.axes[3].axison and figure.axes[3].get_title() == "learning rate: unknown (none recorded)"
+    assert all(ax.get_ylabel() != "learning rate" for ax in figure.axes)
+
+
 def sweep_jobs(count: int) -> list[dict]:
     return [{"name": f"exp alpha={i + 1} epochs=50", "selected_val_acc": 0.80 + 0.001 * i,
              "selected_test_acc": 0.79 + 0.002 * i, "selected_test_acc_ci_low": 0.785 + 0.002 * i,

@@ -36,7 +36,7 @@ from polyexp.core.evaluation import Scorer, accuracy_and_loss, ensemble_probabil
 from polyexp.core.models import build_model
 from polyexp.core.statistics import Estimate, mean_ci, select
 from polyexp.core.training import train
-from polyexp.core.trajectory import Trajectory
+from polyexp.core.trajectory import HISTORY_KEYS, Trajectory
 from polyexp.core.trajectory_sources import read_checkpoints
 
 if TYPE_CHECKING:  # not imported at run time: keeps polyexp.core.settings out of the code identity
@@ -121,23 +121,46 @@ def prepare_training(plan: Plan, data: Dataset, *, on_progress: Callable[[int], 
     return Training(plan, data, on_progress)
 
 
-def outcome_of(training: Training, trajectory: Trajectory | None, *, reused: bool = False) -> Outcome:
+def outcome_of(
+    training: Training, trajectory: Trajectory | None, *, reused: bool = False,
+    on_progress: Callable[[float, float], None] | None = None,
+) -> Outcome:
     """Score ``trajectory`` (trained by ``training``, or ``reused`` from a cache; None: the plan's own
-    checkpoint files, read here) and summarise it over seeds."""
+    checkpoint files, read here) and summarise it over seeds.
+
+    ``on_progress(done, total)`` follows the scoring in weight sets (one set through one split, or
+    through one BatchNorm pass, counts one).
+    """
     plan, data, settings = training.plan, training.data, training.plan.settings
     if trajectory is None:
         trajectory, model = read_checkpoints(plan.checkpoint_files, plan.model, data)
-        scorer = Scorer(model, data.x_train, recompute_bn=settings.recompute_bn)
+        scorer = Scorer(model, data.x_train, recompute_bn=settings.recompute_bn,
+                        batch_size=settings.scoring.batch_size)
     else:
         scorer = scorer_for(plan, data)
-    weights, scores = score_trajectory(scorer, trajectory, plan.averaging, data)
+    total = scoring_work(scorer, trajectory, plan.averaging, curves=not trajectory.history)
+    scorer.done, scorer.on_progress = 0.0, (lambda done: on_progress(done, total)) if on_progress else None
+    weights, scores, averaged = score_trajectory(scorer, trajectory, plan.averaging, data)
+    if not trajectory.history:  # checkpoint files: their learning curves are their own scores
+        trajectory.history = file_curves(scorer, trajectory, scores, data)
     per_n, summary = summarise(scores)
-    first_seed_average = average([w[0] for w in trajectory.checkpoints], weights[0, -1])
+    k = len(trajectory.epochs)
     return Outcome(
         trajectory=trajectory, weights=weights, scores=scores, per_n=per_n, summary=summary,
-        averaged_model=scorer.holding(first_seed_average, averaged=True),
+        averaged_model=scorer.holding([w[k - 1] for w in averaged]),  # the first seed's average of all K
         reused=reused, train_seconds=training.seconds,
     )
+
+
+def scoring_work(scorer: Scorer, trajectory: Trajectory, averaging: BoundPlugin, *, curves: bool) -> float:
+    """The weight sets :func:`score_trajectory` (and, with ``curves``, :func:`file_curves`) pass through
+    a split or a BatchNorm pass; a selecting averaging's search adds what it tries."""
+    s, k = trajectory.checkpoints[0].shape[:2]
+    passes = len(scorer.bn_layers)
+    work = s * k * (2 + passes + 2) + s * len(trajectory.averages) * (passes + 2)
+    if averaging.wants:
+        work += s * k * (passes + 1)
+    return float(work + (s * k if curves else 0))
 
 
 _SCORERS: dict[str, Scorer] = {}
@@ -151,22 +174,24 @@ def scorer_for(plan: Plan, data: Dataset) -> Scorer:
     share the model and the training rows share it; only the last few are kept.
     """
     x_train = np.ascontiguousarray(data.x_train)
+    scoring = plan.settings.scoring
     key = hashlib.sha256(repr((
         plan.model.name, sorted(plan.model.config.items()), data.num_features, data.num_classes,
-        data.input_shape, plan.settings.recompute_bn, x_train.dtype.str, x_train.shape,
+        data.input_shape, plan.settings.recompute_bn, scoring.batch_size, x_train.dtype.str, x_train.shape,
     )).encode() + x_train.tobytes()).hexdigest()
     if key not in _SCORERS:
         while len(_SCORERS) >= _KEPT_SCORERS:
             del _SCORERS[next(iter(_SCORERS))]
         _SCORERS[key] = Scorer(build_model(plan.model, data), x_train,
-                               recompute_bn=plan.settings.recompute_bn)
+                               recompute_bn=plan.settings.recompute_bn, batch_size=scoring.batch_size)
     return _SCORERS[key]
 
 
 def score_trajectory(
     scorer: Scorer, trajectory: Trajectory, averaging: BoundPlugin, data: Dataset
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The weights of every n for every seed, and every score (see the module docstring)."""
+) -> tuple[np.ndarray, dict[str, np.ndarray], list[np.ndarray]]:
+    """The weights of every n for every seed, every score (see the module docstring), and the averaged
+    models' weight sets (per weight ``(S*K, *shape)``, BatchNorm statistics recomputed)."""
     s, k = trajectory.checkpoints[0].shape[:2]
     members = [w.reshape(s * k, *w.shape[2:]) for w in trajectory.checkpoints]
     probabilities, scores = {}, {}
@@ -176,15 +201,29 @@ def score_trajectory(
         scores |= _scores(f"{split}_single", y, probabilities[split])
 
     weights = seed_weights(scorer, trajectory, averaging, data, scores["val_single_acc"])
-    averaged = [w.reshape(s * k, *w.shape[2:]) for w in average_sets(trajectory, weights)]
+    averaged = scorer.recomputed([w.reshape(s * k, *w.shape[2:]) for w in average_sets(trajectory, weights)])
+    in_training = {name: scorer.recomputed(sets) for name, sets in trajectory.averages.items()}
     for split in SCORED_SPLITS:
         x, y = data.split(split)
-        scores |= _scores(f"{split}_average", y, scorer.probabilities(averaged, x, averaged=True).reshape(
-            s, k, len(x), -1))
+        scores |= _scores(f"{split}_average", y, scorer.probabilities(averaged, x).reshape(s, k, len(x), -1))
         scores |= _scores(f"{split}_ensemble", y, ensemble_probabilities(probabilities[split], weights))
-        for name, averaged_weights in trajectory.averages.items():
-            scores |= _scores(f"{split}_{name}", y, scorer.probabilities(averaged_weights, x, averaged=True))
-    return weights, scores
+        for name, sets in in_training.items():
+            scores |= _scores(f"{split}_{name}", y, scorer.probabilities(sets, x))
+    return weights, scores, averaged
+
+
+def file_curves(
+    scorer: Scorer, trajectory: Trajectory, scores: dict[str, np.ndarray], data: Dataset
+) -> dict[str, np.ndarray]:
+    """The learning curves of checkpoint files, oldest first: each file scored alone as it was saved,
+    on the training rows here, and on validation and test its single scores (no split scored twice)."""
+    s, k = trajectory.checkpoints[0].shape[:2]
+    members = [w.reshape(s * k, *w.shape[2:]) for w in trajectory.checkpoints]
+    accuracy, loss = scorer(members, data.x_train, data.y_train)
+    curves = {"train_acc": accuracy.reshape(s, k), "train_loss": loss.reshape(s, k)}
+    curves |= {f"{split}_{metric}": scores[f"{split}_single_{metric}"]
+               for split in SCORED_SPLITS for metric in ("acc", "loss")}
+    return {key: curves[key][:, ::-1] for key in HISTORY_KEYS}  # the curves run forward in time
 
 
 def _scores(prefix: str, labels: np.ndarray, probabilities: np.ndarray) -> dict[str, np.ndarray]:
@@ -209,7 +248,7 @@ def seed_weights(
         return np.broadcast_to(weight_matrix(averaging, k), (s, k, k)).copy()
     if scorer.recomputes:
         members = [w.reshape(s * k, *w.shape[2:]) for w in trajectory.checkpoints]
-        val_member_acc = scorer(members, data.x_val, data.y_val, averaged=True)[0].reshape(s, k)
+        val_member_acc = scorer(scorer.recomputed(members), data.x_val, data.y_val)[0].reshape(s, k)
     matrices = []
     for seed in range(s):
         checkpoints = [w[seed] for w in trajectory.checkpoints]
@@ -221,7 +260,7 @@ def seed_weights(
             key = tuple(np.trim_zeros(normalised, "b").tolist())  # the same average for every n
             if key not in scored:
                 averaged = average(checkpoints, normalised)
-                accuracy, _ = scorer([w[None] for w in averaged], data.x_val, data.y_val, averaged=True)
+                accuracy, _ = scorer(scorer.recomputed([w[None] for w in averaged]), data.x_val, data.y_val)
                 scored[key] = float(accuracy[0])
             return scored[key]
 

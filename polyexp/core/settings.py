@@ -43,7 +43,7 @@ from polyexp.core.registry import (
     fields_of,
 )
 from polyexp.core.schedules import SCHEDULES, batches_per_epoch, factors
-from polyexp.core.trajectory_sources import TRAJECTORIES, CheckpointFiles
+from polyexp.core.trajectory_sources import TRAJECTORIES, CheckpointFiles, check_fit
 from polyexp.core.window import WINDOWS, StepWindow, check_window
 
 # One config group per registry; the group's name is the registry's.
@@ -69,6 +69,13 @@ class CacheSettings:
 
 
 @dataclass(frozen=True)
+class ScoringSettings:
+    # Rows per graph call when scoring, recomputing BatchNorm statistics and drawing the learning curves
+    # of checkpoint files: memory grows with it, not with the split.
+    batch_size: Annotated[int, Ge(1)] = 1024
+
+
+@dataclass(frozen=True)
 class Settings:
     """The top-level settings. A field changes the trained trajectory unless its hint says otherwise."""
 
@@ -85,6 +92,7 @@ class Settings:
     curve_every: Annotated[Optional[int], Ge(1)] = None  # noqa: UP045
     # Recompute BatchNorm statistics of every averaged model with a pass over the training rows.
     recompute_bn: Annotated[bool, Affects.SCORING] = True
+    scoring: Annotated[ScoringSettings, Affects.SCORING] = field(default_factory=ScoringSettings)
     # TensorFlow threads per job; None: all cores, divided among a parallel launcher's workers.
     threads: Annotated[Optional[int], Ge(1), Nothing] = None  # noqa: UP045
     verbose: Annotated[bool, Nothing] = False  # also show TensorFlow's start-up lines
@@ -161,9 +169,14 @@ class Plan:
 
     def load_data(self) -> Dataset:
         """The data plugin's dataset, checked: every split non-empty, every class in training; then
-        :meth:`check_steps`."""
-        data = check_dataset(self.data(), self.data.label)
-        self.check_steps(len(data.x_train))
+        :meth:`check_steps` (or, for checkpoint files, that they fit the data and the model). A plugin that
+        asks for ``own_checkpoints`` learns whether the rows score the user's own checkpoint files
+        (trajectory=files) rather than a model trained here."""
+        data = check_dataset(self.data(own_checkpoints=self.checkpoint_files is not None), self.data.label)
+        if self.checkpoint_files is not None:
+            check_fit(self.checkpoint_files, self.model, data)
+        else:
+            self.check_steps(len(data.x_train))
         return data
 
     def check_steps(self, training_rows: int) -> None:

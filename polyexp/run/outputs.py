@@ -40,6 +40,8 @@ if TYPE_CHECKING:  # not at run time: a sweep's summary writes its figure withou
     from polyexp.core.identity import Identity
     from polyexp.core.outcome import Outcome
     from polyexp.core.settings import Plan
+    from polyexp.core.trajectory_sources import CheckpointFiles
+    from polyexp.run.plots import LearningRates
 
 METRICS = ("acc", "loss", "ece")  # every score's metrics: accuracy, cross-entropy, expected calibration error
 
@@ -152,13 +154,35 @@ def print_table(outcome: Outcome) -> None:
           f"checkpoint={summary_interval(summary, 'selected_gain_vs_last', signed=True)} ({seeds})", flush=True)
 
 
-def _rates(plan: Plan, data: Dataset) -> np.ndarray | None:
-    """The learning rate of every optimizer step, when the optimizer has a fixed learning_rate to scale."""
+def _rates(plan: Plan, data: Dataset) -> LearningRates | str:
+    """The learning rates the plot draws, or why it draws none: a trained run's rate at every optimizer
+    step (when the optimizer has a fixed learning_rate to scale); for checkpoint files, what their own
+    run recorded, never this config's optimizer."""
+    from polyexp.run.plots import LearningRates
+
+    if plan.checkpoint_files is not None:
+        return _recorded_rates(plan.checkpoint_files)
     base = plan.optimizer.config.get("learning_rate")
     if base is None:
-        return None
+        return "learning rate: not a fixed number (the optimizer schedules it)"
     per_epoch = batches_per_epoch(len(data.x_train), plan.settings.batch_size)
-    return base * factors(plan.plugins["schedule"], plan.settings.epochs, per_epoch)
+    rates = base * factors(plan.plugins["schedule"], plan.settings.epochs, per_epoch)
+    steps = np.arange(1, len(rates) + 1)
+    return LearningRates(steps / per_epoch, rates, steps)
+
+
+def _recorded_rates(files: CheckpointFiles) -> LearningRates | str:
+    """The rate at each epoch's end that ``CheckpointWindow`` recorded beside the first run's files."""
+    from polyexp.run.plots import LearningRates
+
+    first = files.records[0] if files.records else None
+    if first is None or not first.epochs:
+        return "learning rate: unknown (the files' run recorded none; CheckpointWindow records it)"
+    title = "the learning rate the run recorded"
+    if any(record != first for record in files.records[1:]):
+        title = f"the learning rate of the first run, {files.folders[0] or '.'} (the runs' records differ)"
+    return LearningRates(np.asarray(first.epochs, dtype=float), np.asarray(first.rates, dtype=float),
+                         np.asarray(first.steps), title)
 
 
 def write_png(path: Path, figure: Figure) -> None:

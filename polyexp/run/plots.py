@@ -11,7 +11,9 @@ sweep::
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from matplotlib import colormaps
@@ -30,32 +32,67 @@ _METHODS = {  # per-n method -> (label, colour)
 }
 
 
+@dataclass(frozen=True)
+class LearningRates:
+    """Learning rates known from a training run: ``values[i]`` is the rate of optimizer step ``steps[i]``
+    (counted from 1), which ended ``at[i]`` epochs into training (step / steps per epoch; an epoch's last
+    step ends at the epoch's number). Ascending in ``at``.
+
+    A trained run knows every step's rate; checkpoint files know, at most, the rate of each epoch's
+    last step (``at`` = the epochs)::
+
+        steps = np.arange(1, 8)
+        LearningRates(steps / 7, np.full(7, 0.05), steps)   # one epoch of 7 steps at 0.05
+    """
+
+    at: np.ndarray
+    values: np.ndarray
+    steps: np.ndarray
+    title: str = "the learning-rate schedule"
+
+
 def data_figure(data: Dataset, title: str) -> Figure:
-    """Training rows (filled) and test rows (hollow), coloured by class; PCA for > 2 features."""
-    x_train, x_test, axis_names = _plane(data)
+    """Training rows (filled) and test rows (hollow), coloured by class; PCA for > 2 features. Of a large
+    split, :data:`SHOWN_ROWS` evenly spaced rows are drawn (and fit the PCA): a picture, not a pass."""
+    train, test = _shown(len(data.x_train)), _shown(len(data.x_test))
+    x_train, x_test, axis_names = _plane(data.x_train[train], data.x_test[test])
+    y_train, y_test = data.y_train[train], data.y_test[test]
     figure = _figure((6, 5))
     ax = figure.subplots()
     colors = _class_colors(data.num_classes)
     for c in range(data.num_classes):
-        test = x_test[data.y_test == c]
-        train = x_train[data.y_train == c]
         name = data.class_names[c] if data.class_names else f"class {c}"
-        ax.scatter(test[:, 0], test[:, 1], s=10, facecolors="none", edgecolors=colors[c], alpha=0.5)
-        ax.scatter(train[:, 0], train[:, 1], s=28, color=colors[c], edgecolors="black", label=name)
-    ax.set(title=f"{title}: {len(x_train)} training rows (filled), {len(x_test)} test rows "
-                 f"({len(data.x_val)} validation rows not shown)", xlabel=axis_names[0], ylabel=axis_names[1])
+        ax.scatter(x_test[y_test == c, 0], x_test[y_test == c, 1], s=10, facecolors="none", edgecolors=colors[c],
+                   alpha=0.5)
+        ax.scatter(x_train[y_train == c, 0], x_train[y_train == c, 1], s=28, color=colors[c], edgecolors="black",
+                   label=name)
+    ax.set(title=f"{title}: {_rows_text(len(data.x_train), len(x_train), 'training')} (filled), "
+                 f"{_rows_text(len(data.x_test), len(x_test), 'test')} ({len(data.x_val)} validation rows not shown)",
+           xlabel=axis_names[0], ylabel=axis_names[1])
     ax.title.set_fontsize("small")
     ax.legend(loc="best", fontsize="small")
     return figure
 
 
+SHOWN_ROWS = 2000  # of a split, in the data figure
+
+
+def _shown(rows: int) -> np.ndarray:
+    return np.linspace(0, rows - 1, min(rows, SHOWN_ROWS)).round().astype(np.int64)
+
+
+def _rows_text(rows: int, shown: int, split: str) -> str:
+    return f"{rows} {split} rows" if shown == rows else f"{shown} of {rows} {split} rows"
+
+
 def learning_curves_figure(
     history: Mapping[str, np.ndarray], curve_epochs: Sequence[int], window: Sequence[int],
-    rates: np.ndarray | None = None, steps: Sequence[int] | None = None,
+    rates: LearningRates | str | None = None, steps: Sequence[int] | None = None,
 ) -> Figure:
     """Accuracy and loss on every split per scored epoch, the window shaded; a close-up of the window
-    with the rate of every optimizer step (``rates``) and the members marked at their ``steps`` (for a
-    window by steps) or epoch ends; then the learning rate over all training."""
+    with the known learning ``rates`` and the members marked at their ``steps`` (for a window by steps)
+    or epoch ends; then the learning rate over all training, per epoch. A string instead of ``rates``
+    says why the rate is not drawn."""
     figure = _figure((19, 4), left=0.04, right=0.98, wspace=0.45, top=0.86)
     axes = figure.subplots(1, 4)
     epochs = np.asarray(curve_epochs)
@@ -79,7 +116,7 @@ def learning_curves_figure(
     close_up.axvspan(min(window) - 0.5, max(window) + 0.5, color="grey", alpha=0.2)
     close_up.set(xlabel="epoch", ylabel="test accuracy", title="the end of training")
     close_up.legend(fontsize="small")
-    _rate_panels(axes[3], close_up, rates, epochs[-1], window, steps, epochs[shown][0] - 1)
+    _rate_panels(axes[3], close_up, rates, window, steps, epochs[shown][0] - 1)
     seeds = history["train_acc"].shape[0]
     every = "" if len(epochs) == epochs[-1] else f", scored at {len(epochs)} epochs"
     figure.suptitle("Learning curves" + (f": mean of {seeds} seeds, 95% interval shaded" if seeds > 1 else "")
@@ -88,34 +125,55 @@ def learning_curves_figure(
 
 
 def _rate_panels(
-    whole: Axes, close_up: Axes, rates: np.ndarray | None, epochs: int, window: Sequence[int],
+    whole: Axes, close_up: Axes, rates: LearningRates | str | None, window: Sequence[int],
     steps: Sequence[int] | None, shown_after: float,
 ) -> None:
-    """The learning rate: over all training, each epoch's range and mean (``whole``); over the close-up's
-    epochs, the rate of every step on a second axis, with the members marked at their steps."""
-    if rates is None:
+    """The learning rate: over all training, each epoch's range and mean, or its one known rate
+    (``whole``); over the close-up's epochs, every known rate on a second axis, with the members'
+    rates marked at their steps or epoch ends."""
+    if not isinstance(rates, LearningRates) or not len(rates.values):
         whole.set_axis_off()
-        whole.set_title("learning rate: not a fixed number (the optimizer schedules it)", fontsize="small")
+        whole.set_title(textwrap.fill(rates or "learning rate: unknown", 64), fontsize="small")
         return
-    per_epoch = len(rates) // epochs
-    by_epoch = rates.reshape(epochs, per_epoch)
-    x = np.arange(1, epochs + 1)
-    whole.fill_between(x, by_epoch.min(axis=1), by_epoch.max(axis=1), color="C4", alpha=0.3,
-                       label="range within each epoch")
-    whole.plot(x, by_epoch.mean(axis=1), color="C4", label="mean of each epoch")
-    whole.set(xlabel="epoch", title="the learning-rate schedule", ylim=(0, None))  # the close-up labels the rate
+    epochs, low, mean, high, count = _per_epoch(rates.at, rates.values)
+    x, (low, mean, high) = _broken_at_gaps(epochs, low, mean, high)
+    if count.max() > 1:
+        whole.fill_between(x, low, high, color="C4", alpha=0.3, label="range within each epoch")
+        whole.plot(x, mean, color="C4", label="mean of each epoch")
+    else:
+        whole.plot(x, mean, color="C4", marker="." if len(epochs) <= 50 else None,
+                   label="rate of each epoch's last step")
+    whole.set(xlabel="epoch", ylim=(0, None))  # the close-up labels the rate
+    whole.set_title(textwrap.fill(rates.title, 40))
     whole.legend(fontsize="small")
 
-    at = np.arange(1, len(rates) + 1) / per_epoch  # step s ends at this fraction of the epochs
-    shown = at > shown_after
+    shown = rates.at > shown_after
     rate_axis = close_up.twinx()
-    rate_axis.plot(at[shown], rates[shown], color="C4", linewidth=0.8, alpha=0.6)
-    members = np.asarray(window) * per_epoch if steps is None else np.asarray(steps)
-    where = "epoch ends" if steps is None else f"steps {min(steps)}-{max(steps)}"
-    rate_axis.plot(members / per_epoch, rates[members - 1], "|", color="black", markersize=10,
+    rate_axis.plot(rates.at[shown], rates.values[shown], color="C4", linewidth=0.8, alpha=0.6)
+    if steps is None:
+        where, members = "epoch ends", _found(rates.at, np.asarray(window, dtype=float))
+    else:
+        where, members = f"steps {min(steps)}-{max(steps)}", _found(rates.steps, np.asarray(steps))
+    rate_axis.plot(rates.at[members], rates.values[members], "|", color="black", markersize=10,
                    label=f"members' rate ({where})")
     rate_axis.set(ylabel="learning rate", ylim=(0, None))
     rate_axis.legend(fontsize="small", loc="lower left")
+
+
+def _per_epoch(at: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The epochs that ``values`` (ascending in ``at``) fall in, and per epoch their min, mean, max and count.
+
+    A value at ``at`` belongs to epoch ``ceil(at)``: ``at`` = 2 is the last step of epoch 2.
+    """
+    epochs, first, count = np.unique(np.ceil(at).astype(np.int64), return_index=True, return_counts=True)
+    mean = np.add.reduceat(values, first) / count
+    return epochs, np.minimum.reduceat(values, first), mean, np.maximum.reduceat(values, first), count
+
+
+def _found(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The indices of the ascending ``keys`` equal to each of ``wanted``, those not there left out."""
+    index = np.clip(np.searchsorted(keys, wanted), 0, len(keys) - 1)
+    return index[np.isclose(keys[index], wanted)]
 
 
 def accuracy_figure(
@@ -256,11 +314,11 @@ def _row_worth(rows: int | None) -> str:
     return f"one row = {100 / rows:.2g} pp" if rows else ""
 
 
-def _plane(data: Dataset) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
-    x_train, x_test = (x.reshape(len(x), -1) for x in (data.x_train, data.x_test))  # images: rows of pixels
-    if data.num_features == 1:
+def _plane(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
+    x_train, x_test = (x.reshape(len(x), -1) for x in (x_train, x_test))  # images: rows of pixels
+    if x_train.shape[1] == 1:
         return np.hstack([x_train, 0 * x_train]), np.hstack([x_test, 0 * x_test]), ("x1", "")
-    if data.num_features == 2:
+    if x_train.shape[1] == 2:
         return x_train, x_test, ("x1", "x2")
     mean = x_train.mean(axis=0)
     _, _, components = np.linalg.svd(x_train - mean, full_matrices=False)

@@ -1,6 +1,7 @@
-"""Progress over epochs: a live bar on a terminal, a sparse log line elsewhere (CI, log files)::
+"""Progress over long work (epochs trained, weight sets scored): a live bar on a terminal, a sparse log
+line elsewhere (CI, log files), each with the time left::
 
-    progress = EpochProgress(500, "job 2/3 training")
+    progress = Progress(500, "job 2/3 training", "epochs")
     train(..., on_progress=progress)
     progress.close()
 """
@@ -21,31 +22,52 @@ _REDRAW_SECONDS = 0.1
 _LOG_SECONDS = 10.0
 
 
-class EpochProgress:
-    """Call with the number of epochs done so far; ``close()`` when training stops."""
+class Progress:
+    """Call with the amount done so far (and the total, where it grew); ``close()`` when the work stops.
 
-    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
-        self.total, self.label = total, label
+    On a terminal, the bar appears once ``quiet_seconds`` have passed: work that ends sooner shows none.
+    """
+
+    def __init__(
+        self, total: float, label: str, unit: str, stream: TextIO | None = None, *, quiet_seconds: float = 0.0
+    ) -> None:
+        self.total, self.label, self.unit, self.quiet_seconds = total, label, unit, quiet_seconds
         self.stream = stream or sys.stderr
         self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.started = self.shown = time.perf_counter()
-        self.done = 0
+        self.done = 0.0
+        self.drawn = False
 
-    def __call__(self, done: int) -> None:
-        stop.check()  # every epoch: a signal whose first raise was lost still stops the training
+    def __call__(self, done: float, total: float | None = None) -> None:
+        stop.check()  # a signal whose first raise was lost still stops the work
         self.done = done
+        self.total = max(total or self.total, done)
         now = time.perf_counter()
-        if self.live and (now - self.shown >= _REDRAW_SECONDS or done == self.total):
+        elapsed = now - self.started
+        finished = done >= self.total
+        due = now - self.shown >= _REDRAW_SECONDS or finished
+        if self.live and due and (self.drawn or elapsed >= self.quiet_seconds):
             filled = round(_BAR * done / self.total)
             bar = "#" * filled + "-" * (_BAR - filled)
-            self.stream.write(f"\r{self.label} [{bar}] {done}/{self.total} epochs {now - self.started:5.1f}s")
+            self.stream.write(f"\r{self.label} [{bar}] {done:.0f}/{self.total:.0f} {self.unit} {elapsed:5.1f}s"
+                              f"{self._left(elapsed)}")
             self.stream.flush()
-            self.shown = now
-        elif not self.live and now - self.shown >= _LOG_SECONDS and done < self.total:
-            log.info("%s: epoch %d/%d (%.0f%%)", self.label, done, self.total, 100 * done / self.total)
+            self.shown, self.drawn = now, True
+        elif not self.live and now - self.shown >= _LOG_SECONDS and not finished:
+            log.info("%s: %.0f/%.0f %s (%.0f%%)%s", self.label, done, self.total, self.unit,
+                     100 * done / self.total, self._left(elapsed))
             self.shown = now
 
+    def _left(self, elapsed: float) -> str:
+        if not 0 < self.done < self.total:
+            return ""
+        seconds = round(elapsed * (self.total - self.done) / self.done)
+        return f", {seconds // 60}m{seconds % 60:02d}s left" if seconds >= 60 else f", {seconds}s left"
+
     def close(self) -> None:
-        if self.live and self.done:
+        """End the bar's line (once)."""
+        if self.live and self.drawn:
             self.stream.write("\n")
             self.stream.flush()
+            self.drawn = False
+

@@ -29,7 +29,7 @@ from polyexp.core.trajectory import Trajectory
 from polyexp.run import links, tracking
 from polyexp.run.job import Job, JobResult, run_name, write_job_report
 from polyexp.run.outputs import print_table, write_outputs
-from polyexp.run.progress import EpochProgress
+from polyexp.run.progress import Progress
 from polyexp.run.trajectory_cache import TrajectoryCache, cache_dir
 
 log = logging.getLogger(__name__)
@@ -56,12 +56,14 @@ def run_job(
     with tracking.tracked_run(store, name, tags, job.sweep.parent_run_id if job.sweep else None) as run_id:
         tracking.log_params(client, run_id, tracking.parameters_of(plan.config))
         tags = _threads(plan, job)
-        progress = EpochProgress(plan.settings.epochs, f"{job.label} training")
+        progress = Progress(plan.settings.epochs, f"{job.label} training", "epochs")
+        scoring = Progress(1, f"{job.label} scoring", "weight sets", quiet_seconds=1.0)
         trajectory = trajectory_identity(plan)
         try:
             training = prepare_training(plan, data, on_progress=progress)
             fetched, reused = _trajectory(plan, trajectory, training)
-            outcome = outcome_of(training, fetched, reused=reused)
+            progress.close()
+            outcome = outcome_of(training, fetched, reused=reused, on_progress=scoring)
         except TrainingDiverged as diverged:  # keep the curves up to the divergence
             tracking.log_metrics(client, run_id, per_epoch_rows(diverged.history, diverged.curve_epochs),
                                  tags={**tags, "diverged_epoch": str(diverged.epoch),
@@ -69,6 +71,7 @@ def run_job(
             raise
         finally:
             progress.close()
+            scoring.close()
         source = "files" if plan.checkpoint_files else "reused" if outcome.reused else "trained"
         tags |= {"trajectory": source, "trajectory_key": trajectory.key, "test_rows": str(len(data.x_test))}
         log.info("%s: %s", job.label, _source_text(plan, outcome, source))

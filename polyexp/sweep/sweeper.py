@@ -109,6 +109,10 @@ class PluginAwareSweeper(BasicSweeper):
                 if data_key in training_rows:
                     plan.check_steps(training_rows[data_key])
                 else:
+                    if plan.checkpoint_files is not None:  # checking that they fit loads a model: TensorFlow
+                        from polyexp.run.quiet import import_tensorflow
+
+                        import_tensorflow()
                     training_rows[data_key] = len(plan.load_data().x_train)
                 plans.append(plan)
             except PolyexpError as exc:
