@@ -93,3 +93,13 @@ def test_bad_averagings_are_rejected_with_the_plugin_named(name, message):
         member_weights(BAD[name].bind({}), 2)
     assert f"averaging plugin {name!r}" in str(error.value)
     assert message in str(error.value)
+
+
+def test_weights_too_large_to_sum_are_normalised_without_overflow():
+    huge = Registry("averaging", call_args=("n",))
+
+    @huge.register
+    def enormous(n: int) -> list[float]:
+        return [1e308] * (n - 1) + [5e307]
+
+    np.testing.assert_allclose(member_weights(huge["enormous"].bind({}), 3), [0.4, 0.4, 0.2], rtol=1e-15)

@@ -72,6 +72,10 @@ def plugins_listing(cli: Cli, *args: str, env: dict[str, str]) -> subprocess.Com
                                                  "JSONDecodeError: Expecting property name enclosed in double quotes: "
                                                  "line 1 column 2 (char 1) ({folder}/calls.py, line 3)"),
     ("syntax", "def f(:\n", "POLYEXP_PLUGINS names 'syntax': module 'syntax' failed to import: SyntaxError: "),
+    ("wrong_path", "from polyexp.no_such_module import MODELS\n", "POLYEXP_PLUGINS names 'wrong_path': module "
+                   "'wrong_path' imports 'polyexp.no_such_module', which polyexp does not have: import the registries "
+                   "and field types from polyexp itself (from polyexp import AVERAGINGS, Gt; the names: "
+                   "polyexp.__all__)"),
 ])
 def test_a_plugin_module_that_does_not_import_is_one_line_with_the_fix(tmp_path, module, source, message):
     cli = make_cli(tmp_path / "work")
@@ -109,3 +113,50 @@ def test_a_csv_with_a_header_and_no_rows_says_so(tmp_path):
     assert ("data.path='rows.csv' is not allowed: it has a header row and no rows after it; it needs one row per "
             "example") in lines(result.stderr)
     assert "single class" not in result.stderr
+
+
+LAST_MONTHS_PLUGIN = """\
+from typing import Annotated
+
+from polyexp.averaging import AVERAGINGS
+from polyexp.registry import Gt
+
+
+@AVERAGINGS.register
+def harmonic(n: int, *, power: Annotated[float, Gt(0)] = 1.0) -> list[float]:
+    \"\"\"Member i weighs 1 / i**power.\"\"\"
+    return [1.0 / i**power for i in range(1, n + 1)]
+"""
+
+
+def test_a_plugin_written_with_last_months_imports_runs_with_one_warning_per_moved_import(tmp_path):
+    cli = make_cli(tmp_path / "work")
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "old_plugin.py").write_text(LAST_MONTHS_PLUGIN)
+    env = {"POLYEXP_PLUGINS": "old_plugin", "PYTHONPATH": str(folder), "PYTHONDONTWRITEBYTECODE": "1"}
+    result = cli.run("averaging=harmonic", "averaging.power=2", "epochs=10", env=env)
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "FutureWarning" in line]
+    assert warned == [
+        f"{folder}/old_plugin.py:3: FutureWarning: polyexp.averaging moved to polyexp.core.averaging; from polyexp "
+        "import AVERAGINGS, Validation, WEIGHTINGS (the old path goes in a coming release)",
+        f"{folder}/old_plugin.py:4: FutureWarning: polyexp.registry moved to polyexp.core.registry; from polyexp "
+        "import Affects, File, Ge, Gt, Le, Lt, Registry (the old path goes in a coming release)",
+    ]
+    (run,) = cli.runs()
+    assert run.data.tags["polyexp.weighting"] == "harmonic"
+
+
+def test_the_public_names_are_the_modules_own_and_load_nothing_heavy():
+    script = ("import sys, polyexp; heavy = {m for m in ('tensorflow', 'keras', 'mlflow') if m in sys.modules}; "
+              "from polyexp import AVERAGINGS, Gt, DATASETS, MODELS; import polyexp.core.averaging as a; "
+              "import polyexp.core.registry as r; print(sorted(heavy), AVERAGINGS is a.AVERAGINGS, Gt is r.Gt)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["[]", "True", "True"]
+    import polyexp
+
+    for name in polyexp.__all__:
+        assert getattr(polyexp, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'NOPE'"):
+        polyexp.NOPE  # noqa: B018

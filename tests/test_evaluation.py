@@ -104,8 +104,9 @@ def test_batches_of_rows_give_the_scores_of_one_pass_and_report_progress():
     accuracy, loss = whole(sets, DATA.x_test, DATA.y_test)
     probabilities = whole.probabilities(sets, DATA.x_test)
     for batch_size in (1, 37, 10_000):
-        seen = []
-        batched = Scorer(model, DATA.x_train, batch_size=batch_size, on_progress=seen.append)
+        seen: list[float] = []
+        batched = Scorer(model, DATA.x_train, batch_size=batch_size,
+                         on_progress=lambda done, _, seen=seen: seen.append(done))
         batched_accuracy, batched_loss = batched(sets, DATA.x_test, DATA.y_test)
         np.testing.assert_array_equal(batched_accuracy, accuracy)
         np.testing.assert_allclose(batched_loss, loss, rtol=1e-5)

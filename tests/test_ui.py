@@ -103,6 +103,7 @@ def test_a_single_job_ends_with_how_to_view_its_run(cli: Cli):
     assert lines[-2].endswith("] view: python -m polyexp.ui")
     assert lines[-1] == "      " + run_url(LOCAL, run.info.experiment_id, run.info.run_id)
     lines = result.stdout.splitlines()  # stdout: the results alone
+    assert lines[0].startswith("> n: test accuracy of the n-th latest checkpoint (single) and of the average")
     assert all(line.startswith("> ") for line in lines[:-1]) and lines[-1].startswith("selected on validation")
 
 

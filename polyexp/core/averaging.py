@@ -99,9 +99,13 @@ def member_weights(averaging: BoundPlugin, n: int, **context: object) -> np.ndar
     if np.any(raw < 0):
         i = int(np.flatnonzero(raw < 0)[0])
         raise PluginError(f"{name} returned a negative weight for n={n}: {raw[i]} for member {i + 1}")
-    total = raw.sum()
+    with np.errstate(over="ignore"):
+        total = raw.sum()
     if total <= 0:
         raise PluginError(f"{name} returned only zero weights for n={n}; at least one must be positive")
+    if not np.isfinite(total):  # [1e308] * n: scaled by the largest first, the sum fits
+        raw = raw / raw.max()
+        total = raw.sum()
     return raw / total
 
 

@@ -63,20 +63,21 @@ def merge_moments(
 class Scorer:
     """Scores ``model`` under many weight sets, ``batch_size`` rows at a time; each graph is traced once.
 
-    ``on_progress`` (settable) is called after every batch with the weight sets scored so far: one set
-    through one split (or through one BatchNorm pass) counts one, fractions as batches finish.
+    ``on_progress(done, total)`` (settable, with ``done`` and ``total``) is called after every batch with
+    the weight sets scored so far and the ``total`` expected: one set through one split (or through one
+    BatchNorm pass) counts one, fractions as batches finish.
     """
 
     def __init__(
         self, model: keras.Model, x_train: np.ndarray, *, recompute_bn: bool = True, batch_size: int = BATCH_SIZE,
-        on_progress: Callable[[float], None] | None = None,
+        on_progress: Callable[[float, float], None] | None = None,
     ) -> None:
         self.model = model
         self.weights = model.weights
         self.x_train = x_train
         self.batch_size = batch_size
         self.on_progress = on_progress
-        self.done = 0.0
+        self.done, self.total = 0.0, 0.0
         layers = batchnorm_layers(model) if recompute_bn else []
         if layers and not getattr(model, "inputs", None):
             log.warning("model %s is not a functional Keras model: its averaged models keep their averaged "
@@ -158,7 +159,7 @@ class Scorer:
             yield batch
             self.done += sets * (batch.stop - batch.start) / rows
             if self.on_progress is not None:
-                self.on_progress(self.done)
+                self.on_progress(self.done, max(self.total, self.done))
 
     def _load(self, sets: list[tf.Tensor], m: tf.Tensor) -> list[tf.Operation]:
         return [w.assign(values[m]) for w, values in zip(self.weights, sets, strict=True)]

@@ -138,8 +138,8 @@ def outcome_of(
                         batch_size=settings.scoring.batch_size)
     else:
         scorer = scorer_for(plan, data)
-    total = scoring_work(scorer, trajectory, plan.averaging, curves=not trajectory.history)
-    scorer.done, scorer.on_progress = 0.0, (lambda done: on_progress(done, total)) if on_progress else None
+    scorer.done, scorer.on_progress = 0.0, on_progress
+    scorer.total = scoring_work(scorer, trajectory, plan.averaging, curves=not trajectory.history)
     weights, scores, averaged = score_trajectory(scorer, trajectory, plan.averaging, data)
     if not trajectory.history:  # checkpoint files: their learning curves are their own scores
         trajectory.history = file_curves(scorer, trajectory, scores, data)

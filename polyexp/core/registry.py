@@ -435,6 +435,9 @@ def module_failure(module: str, exc: BaseException) -> str:
     if isinstance(exc, ModuleNotFoundError) and exc.name and (module + ".").startswith(exc.name + "."):
         return (f"module {module!r} is not on the path: put the folder that holds it on PYTHONPATH "
                 f"(PYTHONPATH=/path/to/folder), or pip install the package that provides it")
+    if isinstance(exc, ModuleNotFoundError) and exc.name and exc.name.split(".")[0] == "polyexp":
+        return (f"module {module!r} imports {exc.name!r}, which polyexp does not have: import the registries and "
+                f"field types from polyexp itself (from polyexp import AVERAGINGS, Gt; the names: polyexp.__all__)")
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         return (f"module {module!r} imports {exc.name!r}, which is not installed: "
                 f"pip install the package that provides {exc.name.split('.')[0]!r}")

@@ -131,16 +131,20 @@ def _digest(inputs: Iterable[Any]) -> str:
 
 
 def print_table(outcome: Outcome) -> None:
-    """The seed's table (``> 1: single=0.814, ensemble=0.814``; its "ensemble" is the weight average),
-    then the selection on validation.
+    """The seed's table (``> 1: single=0.814, ensemble=0.814``; its "ensemble" is the weight average,
+    which a header line says), then the selection on validation.
 
     With several seeds, each number is the mean over seeds with its 95% interval; with a window by
-    steps, each member's step follows n (``> 1 (step 2000): ...``).
+    steps, each member's step follows n (``> 1 (step 2000): ...``). Where BatchNorm statistics are
+    recomputed, the gain's reference (the last checkpoint scored as the averages are) is named.
     """
     per_n, summary = outcome.per_n, outcome.summary
     single, averaged = per_n["test_single_acc"], per_n["test_average_acc"]
     several = len(outcome.seeds) > 1
     steps = outcome.trajectory.steps
+    if not several:
+        print("> n: test accuracy of the n-th latest checkpoint (single) and of the average of the n latest's "
+              "weights (ensemble, the tutorial's word; 'average' in results.csv and MLflow)", flush=True)
     for n in range(len(single.mean)):
         label = f"{n + 1}" if steps is None else f"{n + 1} (step {steps[n]})"
         if several:
@@ -150,8 +154,14 @@ def print_table(outcome: Outcome) -> None:
             print(f"> {label}: single={single.mean[n]:.3f}, ensemble={averaged.mean[n]:.3f}", flush=True)
     seeds = f"mean of {len(outcome.seeds)} seeds [95% CI]" if several else "one seed, no interval: set seeds=10"
     val, test = summary_interval(summary, "selected_val_acc"), summary_interval(summary, "selected_test_acc")
+    reference = ""
+    scores = outcome.scores
+    if not np.array_equal(scores["test_single_loss"][:, 0], scores["test_average_loss"][:, 0]):
+        reference = (f"; the last checkpoint as the averages are scored, its BatchNorm statistics recomputed: "
+                     f"{averaged.mean[0]:.3f}, as saved: {single.mean[0]:.3f}")
     print(f"selected on validation: n={int(summary['selected_n'])}, val={val}; test={test}, gain over the last "
-          f"checkpoint={summary_interval(summary, 'selected_gain_vs_last', signed=True)} ({seeds})", flush=True)
+          f"checkpoint={summary_interval(summary, 'selected_gain_vs_last', signed=True)} ({seeds}{reference})",
+          flush=True)
 
 
 def _rates(plan: Plan, data: Dataset) -> LearningRates | str:
