@@ -8,12 +8,13 @@ Ctrl-C, SIGTERM). polyexp's errors are shown as Hydra shows its own: one line, n
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
 from polyexp.core.errors import ConfigError
 from polyexp.hydra_setup import check_override_keys
-from polyexp.run import stop
+from polyexp.run import secrets, stop
 from polyexp.sweep.parent import close_sweeps, failed_sweeps
 from polyexp.sweep.sweeper import sweep_fields_of_swept_groups
 from polyexp.task import main
@@ -25,6 +26,8 @@ def cli() -> None:
     Exits 130 on Ctrl-C, 143 on SIGTERM, and 1 when a sweep ends FAILED (a job failed or left no report).
     """
     stop.on_signals({signal.SIGINT: stop.interrupted, signal.SIGTERM: stop.terminated})
+    if secrets.holds_secret(*sys.argv[1:], os.environ.get("MLFLOW_TRACKING_URI", "")):
+        secrets.redact_output()  # Hydra itself prints a failed job's overrides
     try:
         try:
             check_override_keys(sys.argv[1:])

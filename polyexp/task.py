@@ -22,7 +22,7 @@ from polyexp.core.averaging import AVERAGINGS
 from polyexp.core.errors import PolyexpError
 from polyexp.core.settings import plan_from
 from polyexp.hydra_setup import config_path, register_configs
-from polyexp.run import stop
+from polyexp.run import secrets, stop
 from polyexp.run.job import Job, JobResult, run_name, write_job_report
 from polyexp.sweep.parent import read_sweep
 
@@ -53,6 +53,9 @@ def run_or_skip(cfg: DictConfig, job: Job) -> JobResult:
     try:
         plan = plan_from(cfg)
         settings = plan.settings.tracking
+        if secrets.holds_secret(settings.uri or "", os.environ.get("MLFLOW_TRACKING_URI", "")):
+            secrets.redact_output()
+            secrets.redact_hydra_files(job.output_dir)
         may_skip = bool(job.sweep and settings.skip_finished)  # a sweep checked its jobs' data already
         if plan.checkpoint_files is not None:  # checking that they fit loads a model: TensorFlow, quietly
             from polyexp.run.quiet import import_tensorflow

@@ -1,5 +1,6 @@
 """Faults through the real CLI: divergence and interruption."""
 
+import re
 import shutil
 import signal
 import subprocess
@@ -117,9 +118,12 @@ def test_ctrl_c_in_the_first_second_and_a_half_of_the_polyexp_command_stops_it_i
         time.sleep(tenths / 10)
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)
-        started = process.returncode != -signal.SIGINT  # -2: still in Python's start-up, before any polyexp code
+        # -2 without a frame of polyexp.__main__.main: the signal ended Python's start-up (its imports print
+        # their KeyboardInterrupt) before main's first line installed polyexp's handler; on a busy machine
+        # 0.1 s can be that early. Once the handler is in, only 130 and one word will do.
+        started = process.returncode != -signal.SIGINT or re.search(r'polyexp/__main__\.py", line \d+, in main', output)
         stopped = process.returncode == 130 and output.rstrip().endswith("interrupted")
-        if "Traceback" in output or (started and not stopped):
+        if started and ("Traceback" in output or not stopped):
             wrong.append((tenths / 10, process.returncode, output[-500:]))
     assert wrong == []
 

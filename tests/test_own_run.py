@@ -20,7 +20,7 @@ def raw_rows(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     would change every prediction."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 3, size=rows)
-    x = 50 + 10 * (rng.normal(size=(rows, 4)) + 1.5 * np.eye(3, 4)[y])
+    x = 50 + 10 * (rng.normal(size=(rows, 4)) + 3 * np.eye(3, 4)[y])
     return x.astype(np.float32), y
 
 
@@ -47,7 +47,7 @@ def users_fit(model: keras.Model, x: np.ndarray, y: np.ndarray, folder: Path, *,
     keras.utils.set_random_seed(0)
     model.compile(keras.optimizers.Adam(0.01),
                   "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=7, batch_size=16, verbose=0,
+    model.fit(x, y, epochs=10, batch_size=16, verbose=0,
               callbacks=[CheckpointWindow(folder, 5, weights_only=weights_only)])
 
 
@@ -65,16 +65,19 @@ def test_n1_is_the_users_own_evaluate_of_the_last_checkpoint_on_their_own_rows(t
         np.testing.assert_array_equal(data.split(split)[1], y)
     outcome = compute_outcome(plan, data)
 
-    last = keras.saving.load_model("ckpt/epoch_0007.keras")
+    last = keras.saving.load_model("ckpt/epoch_0010.keras")
     for split in ("val", "test"):
         x, y = splits[split]
         theirs = last.evaluate(x, y, batch_size=len(x), verbose=0, return_dict=True)
         assert outcome.scores[f"{split}_single_acc"][0, 0] == round(theirs["accuracy"] * len(y)) / len(y)
-        assert outcome.scores[f"{split}_single_loss"][0, 0] == pytest.approx(theirs["loss"], rel=1e-5)
+        # The loss of the probabilities, clipped as Keras clips them (evaluate takes a softmax's logits
+        # instead, which differs where a probability is below 1e-7)
+        picked = np.clip(last.predict(x, verbose=0)[np.arange(len(y)), y].astype(np.float64), 1e-7, 1 - 1e-7)
+        assert outcome.scores[f"{split}_single_loss"][0, 0] == pytest.approx(-np.mean(np.log(picked)), rel=1e-5)
         # n=1's average is the same model: no BatchNorm to recompute
         assert outcome.scores[f"{split}_average_acc"][0, 0] == outcome.scores[f"{split}_single_acc"][0, 0]
     assert outcome.summary["last_test_acc"] == outcome.scores["test_single_acc"][0, 0]
-    assert 0.4 < outcome.summary["last_test_acc"] < 1  # it learnt something, and standardising would show
+    assert outcome.summary["last_test_acc"] > 0.5  # it learnt something (3 classes)
 
 
 def test_a_weights_file_that_does_not_fit_the_model_fails_in_one_line_naming_the_layer_and_shapes(tmp_path,
@@ -89,7 +92,7 @@ def test_a_weights_file_that_does_not_fit_the_model_fails_in_one_line_naming_the
         plan.load_data()
     text = str(error.value)
     assert "\n" not in text and text.startswith("trajectory.glob='ckpt/*.weights.h5' is not allowed: ")
-    assert "ckpt/epoch_0007.weights.h5 does not fit model plugin 'mlp''s network" in text
+    assert "ckpt/epoch_0010.weights.h5 does not fit model plugin 'mlp''s network" in text
     assert "layer dense holds (4, 20), (20,) in the file, (4, 25), (25,) in the network" in text
 
 

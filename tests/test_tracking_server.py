@@ -97,3 +97,34 @@ def test_a_server_lost_mid_run_fails_within_seconds_and_keeps_the_results(cli: C
     (folder,) = [p.parent for p in (cli.workdir / "outputs").rglob("polyexp_job.json")]
     assert (folder / "results.csv").exists() and (folder / "checkpoints.npz").exists()
     assert json.loads((folder / "polyexp_job.json").read_text())["status"] == "failed"
+
+
+def test_credentials_in_the_uri_reach_the_server_and_nothing_else(cli: Cli, mlflow_server, tmp_path):
+    """MLflow's client accepts ``http://user:password@host``: polyexp uses it, and shows the password
+    nowhere: not in what the commands print, a file they write, a param, a tag or an artifact."""
+    from mlflow import MlflowClient
+
+    uri, _ = mlflow_server
+    secret = "S3cret-Pw"
+    given = uri.replace("http://", f"http://alice:{secret}@")
+    common = (f"tracking.uri={given}", "tracking.experiment=credentials", *SMALL)
+    single = cli.run(*common)
+    sweep = cli.run(*common, "averaging=exp", "averaging.alpha=1,2", "-m")
+    failed = cli.run(*common, "optimizer.learning_rate=10000")  # diverges: Hydra prints the job's overrides
+    assert single.returncode == 0 and sweep.returncode == 0, single.stderr + sweep.stderr
+    assert failed.returncode != 0 and "training diverged" in failed.stderr
+    for result in (single, sweep, failed):
+        assert secret not in result.stdout + result.stderr
+    written = [p for p in cli.workdir.rglob("*") if p.is_file()]
+    assert any(p.name == "overrides.yaml" for p in written) and any(p.name == "multirun.yaml" for p in written)
+    assert [p for p in written if secret.encode() in p.read_bytes()] == []
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("credentials").experiment_id])
+    assert len(runs) == 5  # the single job, the sweep's parent and its 2 jobs, the failed job
+    for run in runs:
+        assert secret not in json.dumps([run.data.params, run.data.tags])
+        folder = Path(client.download_artifacts(run.info.run_id, "", str(tmp_path / run.info.run_id)))
+        assert [p for p in folder.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()] == []
+    job = next(r for r in runs if "polyexp.role" not in r.data.tags)
+    assert job.data.params["tracking.uri"] == uri.replace("http://", "http://alice:***@")

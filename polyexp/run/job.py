@@ -18,6 +18,7 @@ from polyexp.core.averaging import AVERAGINGS
 from polyexp.core.files import write_text
 from polyexp.core.registry import Affects
 from polyexp.core.settings import SETTINGS
+from polyexp.run.secrets import redacted
 
 JOB_REPORT = "polyexp_job.json"
 
@@ -123,7 +124,10 @@ def _short(value: str) -> str:
 
 def write_job_report(folder: Path, result: JobResult) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    write_text(folder / JOB_REPORT, json.dumps(asdict(result), indent=1))
+    report = asdict(result)
+    report["overrides"] = redacted(report["overrides"])
+    report["error"] = redacted(report["error"])
+    write_text(folder / JOB_REPORT, json.dumps(report, indent=1))
 
 
 def read_job_report(path: Path) -> JobResult:

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from polyexp.run.secrets import redact
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
@@ -70,7 +72,7 @@ def view_command(
     """``python -m polyexp.ui``, with the options that point it at ``tracking_uri`` from ``launch_dir``."""
     words = ["python", "-m", "polyexp.ui"]
     if tracking_uri != f"sqlite:///{((launch_dir or Path.cwd()) / 'mlflow.db').resolve()}":
-        words += ["--uri", tracking_uri]
+        words += ["--uri", redact(tracking_uri)]  # the password stays in the environment
     if experiment != DEFAULT_EXPERIMENT:
         words += ["--experiment", experiment]
     return shlex.join(words)

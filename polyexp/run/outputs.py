@@ -33,6 +33,7 @@ from polyexp.core.data import Dataset
 from polyexp.core.files import atomic_write, write_text
 from polyexp.core.schedules import batches_per_epoch, factors
 from polyexp.core.trajectory import write_trajectory
+from polyexp.run.secrets import redact
 
 if TYPE_CHECKING:  # not at run time: a sweep's summary writes its figure without TensorFlow
     from matplotlib.figure import Figure
@@ -57,7 +58,7 @@ def write_outputs(
     (folder / "plots").mkdir(parents=True, exist_ok=True)
     trajectory, scores = outcome.trajectory, outcome.scores
     seeds, k = outcome.seeds, len(trajectory.epochs)
-    write_text(folder / "config.yaml", OmegaConf.to_yaml(plan.config))
+    write_text(folder / "config.yaml", redact(OmegaConf.to_yaml(plan.config)))
     write_text(folder / "identity.json", json.dumps(identity.describe(), indent=1, sort_keys=True))
 
     per_n_keys = [key for key, values in scores.items() if values.ndim == 2]

@@ -30,6 +30,7 @@ from polyexp.run import links, tracking
 from polyexp.run.job import Job, JobResult, run_name, write_job_report
 from polyexp.run.outputs import print_table, write_outputs
 from polyexp.run.progress import Progress
+from polyexp.run.secrets import redact
 from polyexp.run.trajectory_cache import TrajectoryCache, cache_dir
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def run_job(
     log.info("%s: %s", job.label, name)
     tags = {
         tracking.TAG_PREFIX + "weighting": plan.averaging.name,
-        tracking.TAG_PREFIX + "overrides": " ".join(job.overrides),
+        tracking.TAG_PREFIX + "overrides": redact(" ".join(job.overrides)),
         tracking.TAG_PREFIX + "output_dir": str(job.output_dir),
         **{tracking.TAG_PREFIX + k: v for k, v in identity_tags(identity).items()},
         **tracking.git_commit(job.launch_dir),

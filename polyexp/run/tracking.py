@@ -33,6 +33,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, ML
 
 from polyexp.core.errors import PolyexpError, TrackingError, first_line
 from polyexp.run import stop
+from polyexp.run.secrets import redact, redacted
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,8 @@ def open_experiment(uri: str, experiment: str) -> tuple[MlflowClient, str]:
     except TrackingError:
         raise
     except Exception as exc:
-        message = refusal(uri, exc, experiment) or f"cannot use the MLflow tracking store {uri}: {first_line(exc)}"
+        message = (refusal(uri, exc, experiment)
+                   or f"cannot use the MLflow tracking store {redact(uri)}: {redact(first_line(exc))}")
         raise TrackingError(message) from exc
 
 
@@ -175,15 +177,15 @@ def end_run(client: MlflowClient, run_id: str, status: str, error: BaseException
     try:
         if error is not None:
             message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-            client.set_tag(run_id, TAG_PREFIX + "error", message[:5000])
+            client.set_tag(run_id, TAG_PREFIX + "error", redact(message)[:5000])
         client.set_terminated(run_id, status)
     except Exception as exc:
         log.warning("could not mark MLflow run %s as %s: %s", run_id, status, first_line(exc))
         return
     if error is not None:
         try:
-            client.log_text(run_id, "".join(traceback.format_exception(type(error), error, error.__traceback__)),
-                            "error.txt")
+            client.log_text(run_id, redact("".join(traceback.format_exception(type(error), error,
+                                                                              error.__traceback__))), "error.txt")
         except Exception as exc:
             log.warning("could not write error.txt of MLflow run %s: %s", run_id, first_line(exc))
 
@@ -331,8 +333,10 @@ def _check_sqlite_file(path: Path) -> None:
 
 
 def check_server(uri: str) -> None:
+    parts = urllib.parse.urlsplit(uri)  # credentials go to MLflow's client, not to the health check
+    bare = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5):
+        with urllib.request.urlopen(f"{bare.rstrip('/')}/health", timeout=5):
             return
     except urllib.error.HTTPError:
         # It answers. A 401 or 403 here is no verdict on the credentials, which this request lacks
@@ -341,7 +345,7 @@ def check_server(uri: str) -> None:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise TrackingError(
-            f"cannot reach the MLflow tracking server at {uri} ({reason}): start it, or set "
+            f"cannot reach the MLflow tracking server at {redact(uri)} ({reason}): start it, or set "
             "MLFLOW_TRACKING_URI / tracking.uri to a running one"
         ) from None
 
@@ -355,6 +359,7 @@ def refusal(uri: str, exc: BaseException, experiment: str | None = None) -> str 
     status = exc.get_http_status_code() if isinstance(exc, MlflowException) else None
     if not uri.startswith(("http://", "https://")) or status not in (401, 403):
         return None
+    uri = redact(uri)
     if status == 401:
         return (
             f"the MLflow tracking server at {uri} refused the credentials (HTTP 401): "
@@ -383,5 +388,5 @@ def parameters_of(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]
             flat.update(parameters_of(value, f"{prefix}{key}."))
         else:
             listed = isinstance(value, Sequence) and not isinstance(value, str)
-            flat[f"{prefix}{key}"] = list(value) if listed else value
+            flat[f"{prefix}{key}"] = redacted(list(value) if listed else value)
     return flat

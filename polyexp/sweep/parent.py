@@ -40,7 +40,7 @@ from polyexp.core.errors import PolyexpError
 from polyexp.core.files import make_folder, write_text
 from polyexp.core.registry import Affects
 from polyexp.core.settings import plan_from
-from polyexp.run import stop
+from polyexp.run import secrets, stop
 from polyexp.run.job import (
     JOB_REPORT,
     NOT_NAMING,
@@ -143,7 +143,7 @@ class SweepParent:
             tracking.TAG_PREFIX + "role": "sweep",
             tracking.TAG_PREFIX + "sweep_key": key,
             tracking.TAG_PREFIX + "sweep_dir": str(folder),
-            tracking.TAG_PREFIX + "overrides": " ".join(overrides),
+            tracking.TAG_PREFIX + "overrides": secrets.redact(" ".join(overrides)),
             **tracking.git_commit(launch_dir),
         }
         earlier = tracking.find_run(store, {"role": "sweep", "sweep_key": key})
@@ -177,6 +177,7 @@ class SweepParent:
         """Summarise the sweep on its parent run and end it (KILLED when interrupted)."""
         if self.sweep.folder not in self.unclosed:
             return
+        secrets.redact_hydra_files(self.sweep.folder)  # multirun.yaml
         try:
             close_sweep(self.sweep, self.store, interrupted)
         except Exception:
