@@ -75,30 +75,6 @@ def test_an_unreachable_server_fails_fast_and_clearly(cli: Cli):
         assert f"cannot reach the MLflow tracking server at {uri}" in result.stderr
 
 
-def test_a_server_lost_mid_run_fails_within_seconds_and_keeps_the_results(cli: Cli, mlflow_server):
-    from mlflow import MlflowClient
-
-    uri, server = mlflow_server
-    job = cli.start("epochs=5000", "tracking.experiment=lost", env={"MLFLOW_TRACKING_URI": uri})
-    client = MlflowClient(uri)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        found = client.get_experiment_by_name("lost")
-        runs = client.search_runs([found.experiment_id]) if found else []
-        if runs and runs[0].data.params:  # its parameters are in: the job is training, not yet logging
-            break
-        assert job.poll() is None, job.communicate()[0]
-        time.sleep(0.2)
-    os.killpg(server.pid, signal.SIGKILL)
-    server.wait(10)
-    output, _ = job.communicate(timeout=120)  # not MLflow's minutes of retries
-    assert job.returncode != 0 and "Traceback" not in output
-    assert "MLflow" in output and "failed" in output
-    (folder,) = [p.parent for p in (cli.workdir / "outputs").rglob("polyexp_job.json")]
-    assert (folder / "results.csv").exists() and (folder / "checkpoints.npz").exists()
-    assert json.loads((folder / "polyexp_job.json").read_text())["status"] == "failed"
-
-
 def test_credentials_in_the_uri_reach_the_server_and_nothing_else(cli: Cli, mlflow_server, tmp_path):
     """MLflow's client accepts ``http://user:password@host``: polyexp uses it, and shows the password
     nowhere: not in what the commands print, a file they write, a param, a tag or an artifact."""
@@ -128,3 +104,29 @@ def test_credentials_in_the_uri_reach_the_server_and_nothing_else(cli: Cli, mlfl
         assert [p for p in folder.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()] == []
     job = next(r for r in runs if "polyexp.role" not in r.data.tags)
     assert job.data.params["tracking.uri"] == uri.replace("http://", "http://alice:***@")
+
+
+def test_a_server_lost_mid_run_fails_within_seconds_and_keeps_the_results(cli: Cli, mlflow_server):
+    """Kills the module's server: the last test of this file to use it."""
+    from mlflow import MlflowClient
+
+    uri, server = mlflow_server
+    job = cli.start("epochs=5000", "tracking.experiment=lost", env={"MLFLOW_TRACKING_URI": uri})
+    client = MlflowClient(uri)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = client.get_experiment_by_name("lost")
+        runs = client.search_runs([found.experiment_id]) if found else []
+        if runs and runs[0].data.params:  # its parameters are in: the job is training, not yet logging
+            break
+        assert job.poll() is None, job.communicate()[0]
+        time.sleep(0.2)
+    os.killpg(server.pid, signal.SIGKILL)
+    server.wait(10)
+    output, _ = job.communicate(timeout=120)  # not MLflow's minutes of retries
+    assert job.returncode != 0 and "Traceback" not in output
+    assert "MLflow" in output and "failed" in output
+    (folder,) = [p.parent for p in (cli.workdir / "outputs").rglob("polyexp_job.json")]
+    assert (folder / "results.csv").exists() and (folder / "checkpoints.npz").exists()
+    assert json.loads((folder / "polyexp_job.json").read_text())["status"] == "failed"
+
