@@ -51,11 +51,12 @@ def run_or_skip(cfg: DictConfig, job: Job) -> JobResult:
     averaging = OmegaConf.select(cfg, f"{AVERAGINGS.group}.name", default="?")
     name = run_name(averaging, job.overrides, job.sweep.swept_keys if job.sweep else None)
     try:
-        plan = plan_from(cfg)
-        settings = plan.settings.tracking
-        if secrets.holds_secret(settings.uri or "", os.environ.get("MLFLOW_TRACKING_URI", "")):
+        uri = OmegaConf.select(cfg, "tracking.uri", default=None)  # before any check can fail
+        if secrets.holds_secret(str(uri or ""), os.environ.get("MLFLOW_TRACKING_URI", "")):
             secrets.redact_output()
             secrets.redact_hydra_files(job.output_dir)
+        plan = plan_from(cfg)
+        settings = plan.settings.tracking
         may_skip = bool(job.sweep and settings.skip_finished)  # a sweep checked its jobs' data already
         if plan.checkpoint_files is not None:  # checking that they fit loads a model: TensorFlow, quietly
             from polyexp.run.quiet import import_tensorflow
