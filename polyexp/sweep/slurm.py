@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -157,9 +158,15 @@ def _out_of_time() -> bool:
     The reason (``Reason=TimeLimit``, ``JobState=TIMEOUT``) may not be set yet when the job gets its
     SIGTERM, so a run time at its limit counts too; scancel and preemption come before it.
     """
-    found = subprocess.run(["scontrol", "-o", "show", "job", os.environ.get("SLURM_JOB_ID", "")],
-                           capture_output=True, text=True, check=False, timeout=10)
-    fields = dict(re.findall(r"\b(\w+)=(\S+)", found.stdout))
+    fields: dict[str, str] = {}
+    for _ in range(3):  # a busy controller may answer nothing at first
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            found = subprocess.run(["scontrol", "-o", "show", "job", os.environ.get("SLURM_JOB_ID", "")],
+                                   capture_output=True, text=True, check=False, timeout=10)
+            fields = dict(re.findall(r"\b(\w+)=(\S+)", found.stdout))
+        if "JobState" in fields:
+            break
+        time.sleep(1)
     if fields.get("Reason") == "TimeLimit" or fields.get("JobState") == "TIMEOUT":
         return True
     run, limit = _seconds(fields.get("RunTime", "")), _seconds(fields.get("TimeLimit", ""))
