@@ -8,7 +8,6 @@ Ctrl-C, SIGTERM). polyexp's errors are shown as Hydra shows its own: one line, n
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 
@@ -26,8 +25,7 @@ def cli() -> None:
     Exits 130 on Ctrl-C, 143 on SIGTERM, and 1 when a sweep ends FAILED (a job failed or left no report).
     """
     stop.on_signals({signal.SIGINT: stop.interrupted, signal.SIGTERM: stop.terminated})
-    if secrets.holds_secret(*sys.argv[1:], os.environ.get("MLFLOW_TRACKING_URI", "")):
-        secrets.redact_output()  # Hydra itself prints a failed job's overrides
+    secrets.redact_output_if_secret(*sys.argv[1:])  # Hydra itself prints a failed job's overrides
     try:
         try:
             check_override_keys(sys.argv[1:])

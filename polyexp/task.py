@@ -24,6 +24,7 @@ from polyexp.core.settings import plan_from
 from polyexp.hydra_setup import config_path, register_configs
 from polyexp.run import secrets, stop
 from polyexp.run.job import Job, JobResult, run_name, write_job_report
+from polyexp.run.quiet import import_tensorflow
 from polyexp.sweep.parent import read_sweep
 
 log = logging.getLogger(__name__)
@@ -52,15 +53,12 @@ def run_or_skip(cfg: DictConfig, job: Job) -> JobResult:
     name = run_name(averaging, job.overrides, job.sweep.swept_keys if job.sweep else None)
     try:
         uri = OmegaConf.select(cfg, "tracking.uri", default=None)  # before any check can fail
-        if secrets.holds_secret(str(uri or ""), os.environ.get("MLFLOW_TRACKING_URI", "")):
-            secrets.redact_output()
+        if secrets.redact_output_if_secret(str(uri or "")):
             secrets.redact_hydra_files(job.output_dir)
         plan = plan_from(cfg)
         settings = plan.settings.tracking
         may_skip = bool(job.sweep and settings.skip_finished)  # a sweep checked its jobs' data already
         if plan.checkpoint_files is not None:  # checking that they fit loads a model: TensorFlow, quietly
-            from polyexp.run.quiet import import_tensorflow
-
             import_tensorflow(verbose=plan.settings.verbose)
         data = None if may_skip else plan.load_data()
         from polyexp.core.identity import job_identity
@@ -75,8 +73,6 @@ def run_or_skip(cfg: DictConfig, job: Job) -> JobResult:
             write_job_report(job.output_dir, skipped)
             return skipped
         data = plan.load_data() if data is None else data
-        from polyexp.run.quiet import import_tensorflow
-
         import_tensorflow(verbose=plan.settings.verbose)
         from polyexp.run.runner import run_job  # loads TensorFlow: only once the store answers
 

@@ -11,6 +11,7 @@ whatever reaches stdout or stderr::
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -64,6 +65,14 @@ class _RedactedStream:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def redact_output_if_secret(*texts: str) -> bool:
+    """:func:`redact_output` when ``texts`` or ``$MLFLOW_TRACKING_URI`` hold a password; whether they do."""
+    secret = holds_secret(*texts, os.environ.get("MLFLOW_TRACKING_URI", ""))
+    if secret:
+        redact_output()
+    return secret
 
 
 def redact_output() -> None:
