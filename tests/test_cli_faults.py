@@ -145,3 +145,27 @@ def test_a_killed_single_run_is_marked_failed_by_the_next_command(cli: Cli):
     where = killed.data.tags["polyexp.process"]
     assert earlier.data.tags["polyexp.error"].startswith(f"LostRun: its process ({where}) ended without")
     assert later.info.status == "FINISHED"
+
+
+# A second Ctrl-C soon after the first (an impatient user): the first's clean-up still ends every run.
+@pytest.mark.parametrize(("launcher", "marker", "gap"), [("joblib", "sweep of 3 jobs", 0.05),
+                                                         ("basic", "job 1/3:", 0.2)])
+def test_a_second_ctrl_c_is_as_clean_as_the_first(tmp_path, empty_store, launcher, marker, gap):
+    cli = make_cli(tmp_path)
+    shutil.copyfile(empty_store, cli.store)
+    process = cli.start(*SWEEP[:-1], f"hydra/launcher={launcher}", "-m")
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if marker in line:
+            break
+    process.send_signal(signal.SIGINT)
+    time.sleep(gap)
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=120)
+    text = "".join(output) + rest
+    # -2: the second came as Python was exiting, after the last line (a shell shows 130 all the same)
+    assert process.returncode in (130, -signal.SIGINT), text
+    assert "Traceback" not in text and text.rstrip().endswith("interrupted")
+    assert [r.info.run_name for r in cli.runs() if r.info.status == "RUNNING"] == []
+    assert [r.info.status for r in cli.sweeps()] == ["KILLED"]

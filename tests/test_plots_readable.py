@@ -178,3 +178,27 @@ def test_the_close_up_legend_covers_nothing_and_the_title_says_what_was_scored()
     renderer = canvas.get_renderer()
     assert legend.get_window_extent(renderer).y1 < close_up.get_window_extent(renderer).y0  # below the axes
     assert figure.get_suptitle() == "Learning curves, scored after 59 of the 500 epochs"
+
+
+def test_the_close_up_holds_every_interval_whole_and_the_members_rate_marks_above_the_points():
+    """Ten seeds scored every 10th epoch outside the window: epoch 490's interval, the widest, is drawn
+    whole, and the marks of the members' (constant) rate sit in a band above every point and interval."""
+    epochs = [*range(10, 491, 10), *range(491, 501)]
+    rng = np.random.default_rng(5)
+    history = {f"{split}_{metric}": 0.8 + rng.normal(0, 0.01, (10, len(epochs)))
+               for split in ("train", "val", "test") for metric in ("acc", "loss")}
+    history["test_acc"][:, epochs.index(490)] += rng.normal(0, 0.03, 10)  # a wide interval at 490
+    steps = np.arange(1, 500 * 4 + 1)
+    figure = plots.learning_curves_figure(history, epochs, list(range(500, 490, -1)),
+                                          plots.LearningRates(steps / 4, np.full(len(steps), 0.01), steps))
+    FigureCanvasAgg(figure).draw()
+    close_up, (_, twin) = figure.axes[2], rate_axes(figure)
+    test = estimate(history["test_acc"])
+    shown = np.asarray(epochs) >= 480
+    low, high = close_up.get_ylim()
+    assert low < test.low[shown].min() and test.high[shown].max() < high
+    left, right = close_up.get_xlim()
+    assert left < 480 and right > 500
+    # the rate marks, mapped to the close-up's accuracy scale, lie above the highest interval
+    mark = close_up.transData.inverted().transform(twin.transData.transform((495, 0.01)))[1]
+    assert test.high[shown].max() < mark < high

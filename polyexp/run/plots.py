@@ -114,7 +114,8 @@ def learning_curves_figure(
     kept = np.isin(epochs, window)
     close_up.plot(epochs[kept], test.mean[kept], "o", color="C1", label="kept checkpoints")
     close_up.axvspan(min(window) - 0.5, max(window) + 0.5, color="grey", alpha=0.2)
-    close_up.set(xlabel="epoch", ylabel="test accuracy", title="the end of training")
+    close_up.set(xlabel="epoch", ylabel="test accuracy", title="the end of training",
+                 ylim=_room_above(test[shown]), xlim=(epochs[shown][0] - 1.5, max(window) + 1))
     rate_axis = _rate_panels(axes[3], close_up, rates, window, steps, epochs[shown][0] - 1)
     # One legend under the close-up, so that nothing covers its points or the members' rates
     handles, labels = close_up.get_legend_handles_labels()
@@ -126,6 +127,14 @@ def learning_curves_figure(
     figure.suptitle("Learning curves" + (f": mean of {seeds} seeds, 95% interval shaded" if seeds > 1 else "")
                     + every)
     return figure
+
+
+def _room_above(estimate: Estimate) -> tuple[float, float]:
+    """Y limits that hold every point and interval whole, with a band on top for the members' rate marks."""
+    ends = np.concatenate([estimate.mean, estimate.low, estimate.high])
+    low, high = float(np.nanmin(ends)), float(np.nanmax(ends))
+    span = high - low or 0.01
+    return low - 0.08 * span, high + 0.3 * span
 
 
 def _rate_panels(
@@ -160,7 +169,8 @@ def _rate_panels(
         where, members = f"steps {min(steps)}-{max(steps)}", _found(rates.steps, np.asarray(steps))
     rate_axis.plot(rates.at[members], rates.values[members], "|", color="black", markersize=10,
                    label=f"members' rate ({where})")
-    rate_axis.set(ylabel="learning rate", ylim=(0, None))
+    top = float(np.max(rates.values[shown])) if shown.any() else float(np.max(rates.values))
+    rate_axis.set(ylabel="learning rate", ylim=(0, 1.08 * top if top > 0 else None))  # the marks in the top band
     return rate_axis
 
 

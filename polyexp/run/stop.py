@@ -21,6 +21,7 @@ waits for the end of the block::
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -30,27 +31,34 @@ Stop = Callable[[], BaseException]
 
 _requested: Stop | None = None
 _raised: list[BaseException] = []  # what the handlers raised: where Python loses one, check() raises it again
+_later = 0  # signals after the first
 _holding = 0  # inside held(): a signal is recorded, and raised when the block ends
 
 
-def on_signals(stops: Mapping[int, Stop], *, again: bool = True) -> None:
+def on_signals(stops: Mapping[int, Stop]) -> None:
     """On each of these signals, raise ``stops[signum]()`` and remember it for :func:`check`.
 
-    ``again=False``: only the first signal raises; later ones (SLURM sends SIGTERM more than once)
-    must not break the clean-up that the first one started.
+    Only the first signal raises: a second must not break the clean-up the first started (closing runs,
+    a sweep's summary), and SLURM sends SIGTERM more than once. A third Ctrl-C quits at once, leaving
+    any run still RUNNING for the next command on the store to mark.
     """
     for signum, stop in stops.items():
-        signal.signal(signum, _handler(stop, again))
+        signal.signal(signum, _handler(stop))
     sys.unraisablehook = _quiet_when_lost
 
 
-def _handler(stop: Stop, again: bool) -> Callable[[int, FrameType | None], None]:
+def _handler(stop: Stop) -> Callable[[int, FrameType | None], None]:
     def handle(signum: int, frame: FrameType | None) -> None:
-        global _requested
-        if _requested is not None and not again:
+        global _requested, _later
+        if _requested is not None:
+            _later += 1
+            if signum == signal.SIGINT and _later == 1:
+                print("interrupted: ending the runs first (Ctrl-C again to quit at once)", file=sys.stderr)
+            elif signum == signal.SIGINT:
+                print("quit: a run left RUNNING is marked by the next command on its store", file=sys.stderr)
+                os._exit(128 + signal.SIGINT)
             return
-        if _requested is None:  # the first signal says why; a second Ctrl-C stops the clean-up too
-            _requested = stop
+        _requested = stop
         if _holding:
             return
         exc = stop()

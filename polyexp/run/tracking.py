@@ -34,6 +34,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, ML
 from polyexp.core.errors import PolyexpError, TrackingError, first_line
 from polyexp.run import stop
 from polyexp.run.secrets import redact, redacted
+from polyexp.run.sqlite_store import create_store
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,10 @@ def open_experiment(uri: str, experiment: str) -> tuple[MlflowClient, str]:
         _check_sqlite_file(Path(uri.removeprefix("sqlite:///")))
     elif uri.startswith(("http://", "https://")):
         check_server(uri)
-    client = MlflowClient(uri)
     try:
+        if uri.startswith("sqlite:///"):
+            create_store(Path(uri.removeprefix("sqlite:///")), str(artifact_root(uri)))
+        client = MlflowClient(uri)
         found = client.get_experiment_by_name(experiment)
         if found is None:
             try:

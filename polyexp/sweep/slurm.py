@@ -66,7 +66,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         timeout = f"hydra.launcher.timeout_min={self.params['timeout_min']}"
         stop.on_signals({signal.SIGTERM: lambda: JobStopped(
             f"SLURM stopped the job at its time limit ({timeout})" if _out_of_time()
-            else "SLURM cancelled the job (scancel, or preemption)")}, again=False)
+            else "SLURM cancelled the job (scancel, or preemption)")})
         # submitit's notice that the time limit is near (signal_delay_s before it): the job goes on until
         # it ends or SLURM stops it (at a short limit, SLURM sends the notice well before its time).
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # submitit's SlurmJobEnvironment.USR_SIG
