@@ -19,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from polyexp.core.averaging import AVERAGINGS
-from polyexp.core.errors import PolyexpError
+from polyexp.core.errors import PolyexpError, full_disk
 from polyexp.core.settings import plan_from
 from polyexp.hydra_setup import config_path, register_configs
 from polyexp.run import secrets, stop
@@ -78,12 +78,16 @@ def run_or_skip(cfg: DictConfig, job: Job) -> JobResult:
 
         return run_job(plan, data, job, store, identity)
     except BaseException as exc:
-        write_job_report(job.output_dir, JobResult("failed", name, list(job.overrides), error=failure_reason(exc),
-                                                   number=job.position))
-        if isinstance(exc, PolyexpError):
+        line = str(exc) if isinstance(exc, PolyexpError) else full_disk(exc)
+        try:
+            write_job_report(job.output_dir, JobResult("failed", name, list(job.overrides),
+                                                       error=line or failure_reason(exc), number=job.position))
+        except OSError as unwritten:  # a full disk, often: the job's own error says more
+            log.warning("%s: could not write its report: %s", job.label, full_disk(unwritten) or unwritten)
+        if line is not None:
             if job.sweep is not None:
-                log.error("%s failed: %s", job.label, exc)  # Hydra reports only the sweep's first failure
-            raise CompactHydraException(str(exc)) from exc
+                log.error("%s failed: %s", job.label, line)  # Hydra reports only the sweep's first failure
+            raise CompactHydraException(line) from exc
         raise
 
 

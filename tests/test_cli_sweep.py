@@ -3,7 +3,9 @@
 import csv
 import json
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -202,3 +204,70 @@ def test_a_sweep_with_a_bad_job_runs_nothing_and_leaves_no_run(cli: Cli, args, m
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert message in result.stderr
     assert cli.runs() == [] and not list(cli.workdir.rglob("polyexp_job.json"))
+
+
+def test_two_identical_sweeps_at_once_keep_their_own_parents_and_never_end_each_others_jobs(cli: Cli):
+    """Each sweep's job waits at its averaging until a gate file exists, so both sweeps are open, their
+    jobs RUNNING, when the first of them ends."""
+    gate = cli.workdir / "gate"
+    cli.env.update(POLYEXP_PLUGINS="stalling_plugins", PYTHONPATH=str(ROOT / "tests"), POLYEXP_TEST_GATE=str(gate))
+    processes, outputs = [], []
+    for name in ("first", "second"):
+        process = cli.start("averaging=gated", "epochs=20", f"hydra.sweep.dir=multirun/{name}", "-m")
+        output = [line for line in _lines_until(process, "job 1/1:")]
+        processes.append(process)
+        outputs.append(output)
+    deadline = time.monotonic() + 300  # only a hang: both jobs are waiting at the gate with their runs RUNNING
+    while sum(r.info.status == "RUNNING" for r in cli.jobs()) < 2:
+        assert time.monotonic() < deadline, "the jobs never started"
+        time.sleep(0.2)
+    gate.touch()
+    for process, output in zip(processes, outputs, strict=True):
+        rest, _ = process.communicate(timeout=300)
+        text = "".join(output) + rest
+        assert process.returncode == 0, text
+        assert "ERROR" not in text and "lost" not in text, text
+    sweeps = cli.sweeps()
+    assert len(sweeps) == 2 and [r.info.status for r in sweeps] == ["FINISHED", "FINISHED"]
+    jobs = cli.jobs()
+    assert [r.info.status for r in jobs] == ["FINISHED", "FINISHED"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {r.info.run_id for r in sweeps}
+    assert not any("polyexp.error" in r.data.tags for r in jobs)
+
+
+def _lines_until(process: subprocess.Popen, marker: str):
+    for line in process.stdout:
+        yield line
+        if marker in line:
+            return
+    raise AssertionError(f"{marker!r} never appeared")
+
+
+def test_a_run_that_a_re_run_replaced_is_marked_superseded_and_jobs_never_started_are_counted(cli: Cli):
+    """Ctrl-C while job 1 of 2 waits at its gate (its run RUNNING); the command again finishes both jobs."""
+    gate = cli.workdir / "gate"
+    cli.env.update(POLYEXP_PLUGINS="stalling_plugins", PYTHONPATH=str(ROOT / "tests"), POLYEXP_TEST_GATE=str(gate))
+    command = ("averaging=gated", "epochs=20", "seed=1,2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=1", "-m")
+    process = cli.start(*command)
+    deadline = time.monotonic() + 300  # only a hang
+    while [r.info.status for r in cli.jobs()] != ["RUNNING"]:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0]
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output
+    assert "1 failed, 1 never started (of 2 jobs)" in output
+    (killed,) = cli.jobs()
+    assert killed.info.status == "KILLED"
+
+    gate.touch()
+    again = cli.run(*command)
+    assert again.returncode == 0, again.stderr
+    for number, seed in ((1, 1), (2, 2)):  # each job's table under its name, joblib or not
+        assert f"job {number}/2: gated seed={seed}:\n> n: test accuracy" in again.stdout
+    jobs = {r.info.run_id: r for r in cli.jobs()}
+    earlier = jobs.pop(killed.info.run_id)
+    assert earlier.info.run_name == killed.info.run_name + " (superseded)"
+    twin = jobs[earlier.data.tags["polyexp.superseded_by"]]
+    assert twin.info.status == "FINISHED" and twin.info.run_name == killed.info.run_name
+    assert sorted(r.info.status for r in jobs.values()) == ["FINISHED", "FINISHED"]

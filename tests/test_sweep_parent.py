@@ -79,3 +79,35 @@ def test_a_skipped_jobs_row_is_a_finished_ones_with_the_earlier_run_named(store,
     line = "exp alpha=2 is run abc (exp alpha=2) of sweep exp alpha=2,4; outputs: /o/1"
     assert f"  reused: {line}\n" in capsys.readouterr().out
     assert store.client.get_run(sweep.parent_run_id).data.tags["polyexp.reused_jobs"] == line
+
+
+def test_jobs_that_tie_on_validation_share_a_place_and_a_line_names_them(store, tmp_path, capsys):
+    ranked = rank([job("exp alpha=1", 1, 0.8), job("exp alpha=2", 2, 0.81), job("exp alpha=3", 3, 0.8),
+                   job("exp alpha=4", 4, 0.79)])
+    print_ranking(ranked)
+    out = capsys.readouterr().out
+    rows = [line.split()[:3] for line in out.splitlines() if line.startswith("  ") and "exp alpha=" in line
+            and "tie" not in line]
+    assert rows == [["1", "exp", "alpha=2"], ["2=", "exp", "alpha=1"], ["2=", "exp", "alpha=3"],
+                    ["4", "exp", "alpha=4"]]  # in job order within the tie
+    assert "tie on validation" in out and "val 0.800: exp alpha=1, exp alpha=3" in out
+
+    folder = tmp_path / "multirun"
+    sweep = open_parent(store, folder, num_jobs=4)
+    for i, result in enumerate(ranked):
+        write_job_report(folder / str(i), result)
+    close_sweep(sweep, store)
+    rows = list(csv.DictReader((folder / "sweep_results.csv").read_text().splitlines()))
+    assert [(r["run_name"], r["rank"]) for r in rows] == [
+        ("exp alpha=2", "1"), ("exp alpha=1", "2="), ("exp alpha=3", "2="), ("exp alpha=4", "4")]
+
+
+def test_an_interrupted_sweep_counts_the_jobs_it_never_started(store, tmp_path, caplog):
+    folder = tmp_path / "multirun"
+    sweep = open_parent(store, folder, num_jobs=6)
+    write_job_report(folder / "0", job("exp alpha=1", 1, 0.8))
+    write_job_report(folder / "1", JobResult("failed", "exp alpha=2", [], error="interrupted (Ctrl-C)", number=2))
+    with caplog.at_level("INFO"):
+        close_sweep(sweep, store, interrupted=True)
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sweep KILLED")]
+    assert line.startswith("sweep KILLED: 1 finished, 0 skipped, 1 failed, 4 never started (of 6 jobs); summary in")

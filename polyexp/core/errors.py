@@ -6,6 +6,9 @@ Hydra shows its own: one line, no traceback (``HYDRA_FULL_ERROR=1`` shows the tr
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 
 class PolyexpError(Exception):
     """An error whose message alone tells the user what to change."""
@@ -47,6 +50,29 @@ def first_line(exc: BaseException) -> str:
     """The first line of an error's message (its type's name when it has none), at most 500 characters."""
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:500]
+
+
+def full_disk(exc: BaseException | None, store: str | None = None, file: str | None = None) -> str | None:
+    """One line, if a full disk (or quota) is what ``exc`` or an error in its chain says, else None.
+
+    SQLite's "database or disk is full" names the tracking ``store``; an OSError (ENOSPC, EDQUOT) names
+    its file (``polyexp.core.files.naming`` gives one to a failed write), else ``file``. An interruption
+    (Ctrl-C, SIGTERM) is never a full disk, whatever it interrupted.
+    """
+    seen: set[int] = set()
+    while isinstance(exc, Exception) and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, sqlite3.Error) and "database or disk is full" in str(exc):
+            return (f"the disk is full: cannot write to the MLflow tracking store{f' {store}' if store else ''} "
+                    "(sqlite: database or disk is full); free space or set tracking.uri / MLFLOW_TRACKING_URI "
+                    "elsewhere")
+        if isinstance(exc, OSError) and exc.errno in _FULL:
+            return f"the disk is full: cannot write {exc.filename or file or 'a file'} ({exc.strerror})"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}  # EDQUOT: over the user's quota
 
 
 def _show(value: object) -> str:

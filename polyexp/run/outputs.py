@@ -22,6 +22,7 @@ import io
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from polyexp.core.data import Dataset
-from polyexp.core.files import atomic_write, write_text
+from polyexp.core.files import atomic_write, naming, write_text
 from polyexp.core.schedules import batches_per_epoch, factors
 from polyexp.core.trajectory import write_trajectory
 from polyexp.run.secrets import redact
@@ -119,7 +120,8 @@ def write_outputs(
         drawn = shared / f".{picture}-{_digest(shared_inputs[picture])}.png"  # hidden beside the jobs' folders
         if not drawn.exists():
             write_png(drawn, draw())
-        shutil.copyfile(drawn, path)
+        with naming(path):
+            shutil.copyfile(drawn, path)
 
 
 def _digest(inputs: Iterable[Any]) -> str:
@@ -131,9 +133,10 @@ def _digest(inputs: Iterable[Any]) -> str:
     return digest.hexdigest()[:16]
 
 
-def print_table(outcome: Outcome) -> None:
+def print_table(outcome: Outcome, title: str | None = None) -> None:
     """The seed's table (``> 1: single=0.814, ensemble=0.814``; its "ensemble" is the weight average,
-    which a header line says), then the selection on validation.
+    which a header line says), then the selection on validation; under ``title`` (a sweep's job name).
+    It is printed in one write, so that the tables of parallel jobs never interleave.
 
     With several seeds, each number is the mean over seeds with its 95% interval; with a window by
     steps, each member's step follows n (``> 1 (step 2000): ...``). Where BatchNorm statistics are
@@ -143,16 +146,17 @@ def print_table(outcome: Outcome) -> None:
     single, averaged = per_n["test_single_acc"], per_n["test_average_acc"]
     several = len(outcome.seeds) > 1
     steps = outcome.trajectory.steps
+    lines = [f"{title}:"] if title else []
     if not several:
-        print("> n: test accuracy of the n-th latest checkpoint (single) and of the average of the n latest's "
-              "weights (ensemble, the tutorial's word; 'average' in results.csv and MLflow)", flush=True)
+        lines.append("> n: test accuracy of the n-th latest checkpoint (single) and of the average of the n "
+                     "latest's weights (ensemble, the tutorial's word; 'average' in results.csv and MLflow)")
     for n in range(len(single.mean)):
         label = f"{n + 1}" if steps is None else f"{n + 1} (step {steps[n]})"
         if several:
-            print(f"> {label}: single={interval_text(single[n])}, average={interval_text(averaged[n])}, "
-                  f"gain={interval_text(per_n['test_gain_vs_last'][n], signed=True)}", flush=True)
+            lines.append(f"> {label}: single={interval_text(single[n])}, average={interval_text(averaged[n])}, "
+                         f"gain={interval_text(per_n['test_gain_vs_last'][n], signed=True)}")
         else:
-            print(f"> {label}: single={single.mean[n]:.3f}, ensemble={averaged.mean[n]:.3f}", flush=True)
+            lines.append(f"> {label}: single={single.mean[n]:.3f}, ensemble={averaged.mean[n]:.3f}")
     seeds = f"mean of {len(outcome.seeds)} seeds [95% CI]" if several else "one seed, no interval: set seeds=10"
     val, test = summary_interval(summary, "selected_val_acc"), summary_interval(summary, "selected_test_acc")
     reference = ""
@@ -160,9 +164,11 @@ def print_table(outcome: Outcome) -> None:
     if not np.array_equal(scores["test_single_loss"][:, 0], scores["test_average_loss"][:, 0]):
         reference = (f"; the last checkpoint as the averages are scored, its BatchNorm statistics recomputed: "
                      f"{averaged.mean[0]:.3f}, as saved: {single.mean[0]:.3f}")
-    print(f"selected on validation: n={int(summary['selected_n'])}, val={val}; test={test}, gain over the last "
-          f"checkpoint={summary_interval(summary, 'selected_gain_vs_last', signed=True)} ({seeds}{reference})",
-          flush=True)
+    gain = summary_interval(summary, "selected_gain_vs_last", signed=True)
+    lines.append(f"selected on validation: n={int(summary['selected_n'])}, val={val}; test={test}, gain over "
+                 f"the last checkpoint={gain} ({seeds}{reference})")
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
 
 
 def _rates(plan: Plan, data: Dataset) -> LearningRates | str:
@@ -204,8 +210,9 @@ def write_png(path: Path, figure: Figure) -> None:
 def _save_model(outcome: Outcome, path: Path) -> None:
     temporary = path.with_name(f".{os.getpid()}.{path.name}")  # Keras insists on the suffix
     try:
-        outcome.averaged_model.save(temporary)
-        os.replace(temporary, path)
+        with naming(path):
+            outcome.averaged_model.save(temporary)
+            os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
 

@@ -1,4 +1,4 @@
-"""TensorFlow without its start-up noise.
+"""TensorFlow without its start-up noise, and a job's log file without a full disk's.
 
 Importing TensorFlow makes its C++ core write lines straight to file descriptor 2 (oneDNN, CUDA
 probing, absl's "log messages before InitializeLog") that ``TF_CPP_MIN_LOG_LEVEL`` does not hide.
@@ -13,6 +13,8 @@ import logging
 import os
 import sys
 import tempfile
+
+from polyexp.core.errors import full_disk
 
 
 def import_tensorflow(verbose: bool = False) -> None:
@@ -38,3 +40,12 @@ def import_tensorflow(verbose: bool = False) -> None:
             os.dup2(saved, 2)
             os.close(saved)
     tf.get_logger().setLevel(logging.ERROR)  # vectorisation fallbacks and retracing notes
+
+
+class JobLogFile(logging.FileHandler):
+    """The job's log file (Hydra's ``polyexp.log``), which skips the lines a full disk refuses: they are
+    on stderr already, and logging's own report of each would be a traceback."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        if not full_disk(sys.exc_info()[1]):
+            super().handleError(record)

@@ -13,6 +13,7 @@ tracking failure loses nothing. Nothing here knows about Hydra; ``polyexp.task``
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from polyexp.core.data import Dataset
-from polyexp.core.errors import TrainingDiverged
+from polyexp.core.errors import TrackingError, TrainingDiverged
 from polyexp.core.identity import Identity, digest, job_identity, trajectory_identity
 from polyexp.core.outcome import Outcome, Training, outcome_of, prepare_training
 from polyexp.core.settings import Plan
@@ -76,8 +77,13 @@ def run_job(
         source = "files" if plan.checkpoint_files else "reused" if outcome.reused else "trained"
         tags |= {"trajectory": source, "trajectory_key": trajectory.key, "test_rows": str(len(data.x_test))}
         log.info("%s: %s", job.label, _source_text(plan, outcome, source))
-        write_outputs(job.output_dir, plan, data, outcome, name, identity,
-                      shared=job.sweep.folder if job.sweep else None)
+        try:
+            write_outputs(job.output_dir, plan, data, outcome, name, identity,
+                          shared=job.sweep.folder if job.sweep else None)
+        except OSError:  # a full disk, mostly: the numbers still go to the store, which may have room
+            with contextlib.suppress(TrackingError):  # the folder's error is the job's
+                tracking.log_metrics(client, run_id, metric_rows(outcome), tags=tags)
+            raise
         result = JobResult(
             "finished", name, list(job.overrides), run_id=run_id, trajectory=tags["trajectory"],
             summary=outcome.summary, test_average_acc=outcome.per_n["test_average_acc"].mean.tolist(),
@@ -86,7 +92,7 @@ def run_job(
         write_job_report(job.output_dir, result)  # the job's one report, logged with the run for a later skipped job
         tracking.log_metrics(client, run_id, metric_rows(outcome), tags=tags)
         tracking.log_folder(client, run_id, job.output_dir)
-    print_table(outcome)
+    print_table(outcome, f"{job.label}: {name}" if job.sweep is not None else None)
     if job.sweep is None:  # a sweep points at its parent run when it ends
         log.info("%s", links.view_hint(store.uri, store.experiment_id, run_id,
                                     experiment=plan.settings.tracking.experiment, launch_dir=job.launch_dir))

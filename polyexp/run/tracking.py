@@ -31,7 +31,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from polyexp.core.errors import PolyexpError, TrackingError, first_line
+from polyexp.core.errors import PolyexpError, TrackingError, first_line, full_disk
 from polyexp.run import stop
 from polyexp.run.secrets import redact, redacted
 from polyexp.run.sqlite_store import create_store
@@ -48,6 +48,9 @@ for _name, _value in (
 
 # MLflow announces its store's migrations at INFO; a job's own lines say what matters.
 logging.getLogger("mlflow").setLevel(logging.WARNING)
+# MLflow logs a failed SQL write with its traceback (some 60 lines) before raising it: on a full disk
+# that hides the cause, which polyexp's own line names.
+logging.getLogger("mlflow.store.db.utils").addFilter(lambda r: not full_disk(r.exc_info[1] if r.exc_info else None))
 
 TAG_PREFIX = "polyexp."
 PROCESS_TAG = TAG_PREFIX + "process"  # host:pid of the process that runs the run
@@ -112,7 +115,7 @@ def open_experiment(uri: str, experiment: str) -> tuple[MlflowClient, str]:
     except TrackingError:
         raise
     except Exception as exc:
-        message = (refusal(uri, exc, experiment)
+        message = (refusal(uri, exc, experiment) or full_disk(exc, store_name(uri))
                    or f"cannot use the MLflow tracking store {redact(uri)}: {redact(first_line(exc))}")
         raise TrackingError(message) from exc
 
@@ -123,7 +126,7 @@ def tracked_run(
 ) -> Iterator[str]:
     """Start a run and always end it: FINISHED, FAILED (with the error logged) or KILLED."""
     client = store.client
-    tags = {**tags, MLFLOW_RUN_NAME: run_name, PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}"}
+    tags = {**tags, MLFLOW_RUN_NAME: run_name, PROCESS_TAG: process_tag()}
     if parent_run_id:
         tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
     run_id = None
@@ -153,17 +156,26 @@ def end_dead_runs(store: Store) -> None:
         f"attributes.status = 'RUNNING' and tags.`{PROCESS_TAG}` LIKE '{host.replace(chr(39), '')}:%'"))
     for run in running:
         where = run.data.tags.get(PROCESS_TAG, "")
-        pid = where.rpartition(":")[2]
-        if MLFLOW_PARENT_RUN_ID in run.data.tags or not pid.isdigit() or _alive(int(pid)):
+        if MLFLOW_PARENT_RUN_ID in run.data.tags or process_alive(where) is not False:
             continue
         reason = f"its process ({where}) ended without ending the run (killed, or out of memory)"
         log.error("run %s (%s): %s; marked FAILED", run.info.run_id, run.info.run_name, reason)
         end_run(store.client, run.info.run_id, "FAILED", error=LostRun(reason))
 
 
-def _alive(pid: int) -> bool:
+def process_tag() -> str:
+    """``host:pid`` of this process, the value of a run's ``polyexp.process`` tag."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def process_alive(tag: str) -> bool | None:
+    """Whether the process of a ``polyexp.process`` tag runs; None when this host cannot tell (another
+    host's, or no tag). A reused process id reads as alive."""
+    host, _, pid = tag.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
     try:
-        os.kill(pid, 0)
+        os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
@@ -175,22 +187,36 @@ def end_run(client: MlflowClient, run_id: str, status: str, error: BaseException
     """Set a run's final status (and its error); warn, but do not raise, if the store is gone.
 
     The status (and the error's tag) go to the store before ``error.txt`` goes to the artifacts, so
-    artifacts that cannot be written (the very error, often) leave no run RUNNING.
+    artifacts that cannot be written (the very error, often) leave no run RUNNING. An error too long
+    for a full store still leaves the status to try, an update in place that may fit.
     """
-    try:
-        if error is not None:
-            message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    untagged = None
+    if error is not None:
+        message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        try:
             client.set_tag(run_id, TAG_PREFIX + "error", redact(message)[:5000])
+        except Exception as exc:
+            if not full_disk(exc):
+                log.warning("could not mark MLflow run %s as %s: %s", run_id, status, first_line(exc))
+                return
+            untagged = exc
+    try:
         client.set_terminated(run_id, status)
     except Exception as exc:
-        log.warning("could not mark MLflow run %s as %s: %s", run_id, status, first_line(exc))
+        log.warning("could not mark MLflow run %s as %s: %s", run_id, status, _reason(exc))
         return
+    if untagged is not None:
+        log.warning("MLflow run %s is %s without its error (tag polyexp.error): %s", run_id, status, _reason(untagged))
     if error is not None:
         try:
             client.log_text(run_id, redact("".join(traceback.format_exception(type(error), error,
                                                                               error.__traceback__))), "error.txt")
         except Exception as exc:
-            log.warning("could not write error.txt of MLflow run %s: %s", run_id, first_line(exc))
+            log.warning("could not write error.txt of MLflow run %s: %s", run_id, _reason(exc))
+
+
+def _reason(exc: BaseException) -> str:
+    return "the disk is full" if full_disk(exc) else first_line(exc)
 
 
 def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
@@ -266,7 +292,8 @@ def guarded(call: Any, *args: Any, **kwargs: Any) -> Any:
         return call(*args, **kwargs)
     except Exception as exc:
         uri = getattr(getattr(call, "__self__", None), "tracking_uri", "")
-        raise TrackingError(refusal(uri, exc) or f"MLflow {call.__name__} failed: {first_line(exc)}") from exc
+        message = refusal(uri, exc) or full_disk(exc, store_name(uri), file="the MLflow run's artifacts")
+        raise TrackingError(message or f"MLflow {call.__name__} failed: {first_line(exc)}") from exc
 
 
 def log_folder(client: MlflowClient, run_id: str, folder: Path) -> None:
@@ -375,6 +402,11 @@ def refusal(uri: str, exc: BaseException, experiment: str | None = None) -> str 
         f"access to {what} (HTTP 403): ask its admin for permission, or set "
         "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a user who has it"
     )
+
+
+def store_name(uri: str) -> str:
+    """The tracking store as the user knows it: a SQLite store's file, or the URI (credentials hidden)."""
+    return uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else redact(uri)
 
 
 def artifact_root(uri: str) -> str | None:

@@ -8,8 +8,8 @@ is ``cache.dir``, else
 ``$POLYEXP_CACHE_DIR``, else ``$XDG_CACHE_HOME/polyexp`` or ``~/.cache/polyexp``). An entry is
 written to a temporary file and renamed into place, so a killed job leaves no partial entry; jobs
 that want the same entry take a file lock, so one trains and the others wait and reuse it; an entry
-that fails to load is retrained, with a warning. Remove entries with ``python -m polyexp.cache
-clear`` (or delete the folder)::
+that fails to load is retrained, and one that finds no room (a full disk) is not kept, each with a
+warning. Remove entries with ``python -m polyexp.cache clear`` (or delete the folder)::
 
     cache = TrajectoryCache(cache_dir())
     trajectory, reused = cache.fetch(trajectory_identity(plan), lambda: train(...))
@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from polyexp.core.errors import full_disk
 from polyexp.core.identity import Identity
 from polyexp.core.trajectory import Trajectory, read_meta, read_trajectory, write_trajectory
 
@@ -56,7 +57,11 @@ class TrajectoryCache:
             if trajectory is not None:
                 return trajectory, True
             trajectory = train()
-            self.store(key, trajectory, identity.describe())
+            try:
+                self.store(key, trajectory, identity.describe())
+            except OSError as exc:  # a full disk, mostly: the job goes on with what it trained
+                log.warning("the trajectory cache cannot keep this trajectory (%s): a later job trains it again",
+                            full_disk(exc) or exc)
             return trajectory, False
 
     def load(self, key: str) -> Trajectory | None:

@@ -144,9 +144,14 @@ class SweepParent:
             tracking.TAG_PREFIX + "sweep_key": key,
             tracking.TAG_PREFIX + "sweep_dir": str(folder),
             tracking.TAG_PREFIX + "overrides": secrets.redact(" ".join(overrides)),
+            tracking.PROCESS_TAG: tracking.process_tag(),
             **tracking.git_commit(launch_dir),
         }
         earlier = tracking.find_run(store, {"role": "sweep", "sweep_key": key})
+        if earlier is not None and _live_elsewhere(earlier):
+            log.info("the same sweep runs now under the parent run %s (%s): this one gets a parent of its own",
+                     earlier.info.run_id, earlier.data.tags.get(tracking.PROCESS_TAG))
+            earlier = None
         jobs = "?" if num_jobs is None else num_jobs
         with stop.held():  # a Ctrl-C here is raised once the parent is registered, so it still ends the run
             if earlier is None:
@@ -186,6 +191,16 @@ class SweepParent:
         del self.unclosed[self.sweep.folder]
 
 
+def _live_elsewhere(run: Any) -> bool:
+    """Whether a sweep's parent run is RUNNING in another live process: two identical sweeps at once
+    each keep their own parent, so that neither ends the other's live jobs as lost."""
+    from polyexp.run import tracking
+
+    where = run.data.tags.get(tracking.PROCESS_TAG, "")
+    return (run.info.status == "RUNNING" and bool(where) and where != tracking.process_tag()
+            and tracking.process_alive(where) is not False)
+
+
 def read_sweep(folder: Path) -> Sweep | None:
     """The sweep a job belongs to, or None if it was launched without polyexp's callback."""
     path = folder / SWEEP_FILE
@@ -217,6 +232,7 @@ def close_sweep(sweep: Sweep, store: Store, interrupted: bool = False) -> None:
     if missing and not interrupted:
         log.error("sweep: %d of %d jobs left no report (lost, or never started)", missing, sweep.num_jobs)
 
+    mark_superseded(store, sweep.parent_run_id)
     ranked = rank(reports)
     table = sweep.folder / "sweep_results.csv"
     write_text(table, _table(reports, ranked))
@@ -246,8 +262,11 @@ def close_sweep(sweep: Sweep, store: Store, interrupted: bool = False) -> None:
     tracking.end_run(client, run_id, status)
     if status == "FAILED":
         failed_sweeps.append(sweep.folder)
-    log.info("sweep %s: %s; summary in %s", status, ", ".join(f"{v} {k}" for k, v in counts.items()),
-             sweep.folder)
+    outcomes = [f"{v} {k}" for k, v in counts.items()]
+    if missing:
+        outcomes.append(f"{missing} never started" if interrupted else f"{missing} left no report")
+    log.info("sweep %s: %s%s; summary in %s", status, ", ".join(outcomes),
+             f" (of {sweep.num_jobs} jobs)" if sweep.num_jobs else "", sweep.folder)
     with contextlib.suppress(Exception):  # a store that is gone was reported above
         log.info("%s", links.run_view_hint(client, run_id))
 
@@ -268,6 +287,27 @@ def end_lost_jobs(store: Store, parent_run_id: str, status: str) -> None:
         tracking.end_run(store.client, run.info.run_id, status, error=LostJob(reason))
 
 
+SUPERSEDED = " (superseded)"
+
+
+def mark_superseded(store: Store, parent_run_id: str) -> None:
+    """Tag and rename the sweep's ended job runs (KILLED, FAILED) that a re-run of the same job finished,
+    so that the UI shows one live run per job: ``exp alpha=2 (superseded)``, ``polyexp.superseded_by``."""
+    from polyexp.run import tracking
+
+    runs = tracking.guarded(store.client.search_runs, [store.experiment_id],
+                            filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+    finished = {r.data.tags.get(tracking.TAG_PREFIX + "job_key"): r for r in runs if r.info.status == "FINISHED"}
+    for run in runs:
+        twin = finished.get(run.data.tags.get(tracking.TAG_PREFIX + "job_key"))
+        if (twin is None or run.info.status not in ("KILLED", "FAILED")
+                or tracking.TAG_PREFIX + "superseded_by" in run.data.tags):
+            continue
+        with contextlib.suppress(Exception):  # a mark is a courtesy: the summary goes on without it
+            tracking.log_tags(store.client, run.info.run_id, {"superseded_by": twin.info.run_id})
+            store.client.update_run(run.info.run_id, name=run.info.run_name + SUPERSEDED)
+
+
 def job_label(result: JobResult) -> str:
     return f"job {result.number}" if result.number is not None else "job"
 
@@ -280,8 +320,24 @@ def reused_line(result: JobResult) -> str:
 
 
 def rank(reports: list[JobResult]) -> list[JobResult]:
-    """The jobs with a validation score, best first (what the sweep selects on: validation only)."""
+    """The jobs with a validation score, best first (what the sweep selects on: validation only); jobs
+    that tie keep their order (the job order)."""
     return sorted((r for r in reports if r.selected_val_acc is not None), key=lambda r: -r.selected_val_acc)
+
+
+def places(ranked: Sequence[JobResult]) -> list[str]:
+    """Each ranked job's place: ``1``, ``2``, ... with ties sharing one, marked ``=`` (``2=``, ``2=``, ``4``)."""
+    scores = [r.selected_val_acc for r in ranked]
+    return [f"{1 + sum(other > score for other in scores)}{'=' if scores.count(score) > 1 else ''}"
+            for score in scores]
+
+
+def ties(ranked: Sequence[JobResult]) -> list[str]:
+    """One line per validation score that several jobs share: ``val 0.810: exp alpha=1, exp alpha=2``."""
+    scores = [r.selected_val_acc for r in ranked]
+    shared = sorted({score for score in scores if scores.count(score) > 1}, reverse=True)
+    return [f"val {score:.3f}: " + ", ".join(r.run_name for r in ranked if r.selected_val_acc == score)
+            for score in shared]
 
 
 def print_ranking(ranked: list[JobResult]) -> None:
@@ -294,10 +350,12 @@ def print_ranking(ranked: list[JobResult]) -> None:
     seeds = "mean over seeds [95% CI]" if intervals else "one seed, no interval"
     print(f"\nsweep: {jobs} ranked on validation; test accuracy of each job's selected n ({seeds})")
     print(f"  {'rank':<5}{'job':<{width + 2}}{'n':>3}  {'val':<7}{'test':<24}gain over the last checkpoint")
-    for place, r in enumerate(ranked, start=1):
+    for place, r in zip(places(ranked), ranked, strict=True):
         s = r.summary
         print(f"  {place:<5}{r.run_name:<{width + 2}}{int(s['selected_n']):>3}  {s['selected_val_acc']:<7.3f}"
               f"{summary_interval(s, 'selected_test_acc'):<24}{summary_interval(s, 'selected_gain_vs_last', True)}")
+    for line in ties(ranked):
+        print(f"  = tie on validation, listed in job order (validation cannot choose between them): {line}")
     for r in ranked:
         if r.reused:
             print(f"  reused: {reused_line(r)}")
@@ -315,15 +373,16 @@ def _plot_row(result: JobResult) -> dict[str, Any]:
 def _table(reports: list[JobResult], ranked: list[JobResult]) -> str:
     from polyexp.run.outputs import csv_text
 
-    places = {id(r): i for i, r in enumerate(ranked, start=1)}
+    order = {id(r): i for i, r in enumerate(ranked)}
+    place = dict(zip(order, places(ranked), strict=True))
     k = max((len(r.test_average_acc) for r in reports), default=0)
     numbers = [f"{key}{part}" for key in ("selected_val_acc", "selected_test_acc", "selected_gain_vs_last")
                for part in ("", "_ci_low", "_ci_high")]
     header = ["job", "rank", "run_name", "status", "run_id", "trajectory", "selected_n", *numbers, "error",
               "reused_run_id", *(f"test_average_acc_{n}" for n in range(1, k + 1))]
     return csv_text(header, [  # rows made here: a generator would be run by csv_text, back in this module
-        [r.number if r.number is not None else "", places.get(id(r), ""), r.run_name, r.status, r.run_id or "",
+        [r.number if r.number is not None else "", place.get(id(r), ""), r.run_name, r.status, r.run_id or "",
          r.trajectory or "", r.summary.get("selected_n", ""), *(r.summary.get(key, "") for key in numbers),
          r.error or "", (r.reused or {}).get("run_id", ""), *r.test_average_acc]
-        for r in sorted(reports, key=lambda r: places.get(id(r), len(places) + 1))])
+        for r in sorted(reports, key=lambda r: order.get(id(r), len(order)))])
 
