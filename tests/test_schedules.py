@@ -80,6 +80,39 @@ def test_swa_anneals_as_torchs_swalr(anneal_epochs, strategy):
     np.testing.assert_allclose(ours, [1.0] * 5 + torch_swalr(0.2, anneal_epochs, strategy, 15), rtol=1e-12)
 
 
+def wsd_reference(total: int, warmup: int, decay: int, shape: str, final: float) -> list[float]:
+    """Hugging Face's ``get_wsd_schedule`` lambda (transformers 4.50), transcribed, from a peak rate of 1."""
+    out = []
+    for step in range(total):
+        if step < warmup:
+            out.append(step / max(1, warmup))
+        elif step < total - decay:
+            out.append(1.0)
+        else:
+            progress = (step - (total - decay)) / max(1, decay)
+            factor = {"linear": 1.0 - progress, "cosine": 0.5 * (1.0 + math.cos(math.pi * 2.0 * 0.5 * progress)),
+                      "1-sqrt": 1.0 - math.sqrt(progress)}[shape]
+            out.append(factor * (1.0 - final) + final)
+    return out
+
+
+@pytest.mark.parametrize(("warmup", "fraction", "shape", "final"), [
+    (0, 0.2, "1-sqrt", 0.0), (2, 0.1, "linear", 0.0), (1, 0.5, "cosine", 0.1), (0, 1.0, "linear", 0.05)])
+def test_wsd_is_the_papers_warmup_stable_decay(warmup, fraction, shape, final):
+    ours = rates("wsd", epochs=20, warmup_epochs=warmup, decay_fraction=fraction, decay_shape=shape,
+                 final_factor=final)
+    total = 20 * PER_EPOCH
+    decay = round(fraction * total)
+    np.testing.assert_allclose(ours, wsd_reference(total, warmup * PER_EPOCH, decay, shape, final), rtol=1e-12)
+    assert np.all(ours[warmup * PER_EPOCH : total - decay] == 1.0)  # the stable phase: the full rate
+    assert ours[-1] > final and np.all(np.diff(ours[total - decay :]) < 0)  # decays to just above final
+
+
+def test_a_wsd_whose_warm_up_and_decay_overlap_is_refused_naming_both_fields():
+    with pytest.raises(ConfigError, match=r"schedule.warmup_epochs=8 and schedule.decay_fraction=0.3 leave no room"):
+        rates("wsd", epochs=10, warmup_epochs=8, decay_fraction=0.3)
+
+
 def keras_steps(seed: int, epochs: int, optimizer: keras.optimizers.Optimizer) -> list[list[np.ndarray]]:
     """A plain Keras model, ``train_on_batch`` in the loop's row order: the weights after every step."""
     keras.utils.set_random_seed(seed)

@@ -10,7 +10,7 @@ elementwise, weight decay included; a schedule (``polyexp.core.schedules``) sets
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from polyexp.core.registry import Ge, Gt, Lt, Registry
 
@@ -70,3 +70,28 @@ def adamw(
 
     return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay, beta_1=beta_1,
                                   beta_2=beta_2, epsilon=epsilon)
+
+
+@OPTIMIZERS.register
+def schedule_free_adamw(
+    *,
+    learning_rate: LearningRate = 0.0025,
+    beta_1: Annotated[float, Gt(0), Lt(1)] = 0.9,
+    beta_2: Beta = 0.999,
+    epsilon: Annotated[float, Gt(0)] = 1e-8,
+    warmup_steps: Annotated[int, Ge(0)] = 0,
+    weight_decay: WeightDecay = 0.0,
+    update: Literal["paper", "keras"] = "paper",
+) -> keras.optimizers.Optimizer:
+    """Schedule-free AdamW (Defazio et al. 2024; Keras' defaults): the model holds the interpolation y, and its
+    averaged sequence x is scored too (schedule_free_x). update=paper: the paper's update; keras: Keras' own."""
+    import keras
+
+    from polyexp.core.schedule_free import PaperScheduleFreeAdamW
+
+    if update == "keras":
+        return keras.optimizers.ScheduleFreeAdamW(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
+                                                  epsilon=epsilon, warmup_steps=warmup_steps,
+                                                  weight_decay=weight_decay or None)
+    return PaperScheduleFreeAdamW(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                                  warmup_steps=warmup_steps, decay=weight_decay)

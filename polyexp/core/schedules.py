@@ -77,6 +77,24 @@ def swa_factors(t: np.ndarray, start: int, anneal: int, swa: float, strategy: st
     return 1 - a + a * swa
 
 
+def wsd_factors(t: np.ndarray, total: int, warmup: int, decay: int, shape: str, final: float) -> np.ndarray:
+    """Warmup-stable-decay (Hägele et al. 2024; MiniCPM 2024): linear warm-up, the full rate, then a
+    decay over the last ``decay`` steps to ``final``::
+
+        f(t) = t / warmup                          for t < warmup
+        f(t) = 1                                   until the decay starts at s = total - decay
+        f(t) = final + (1 - final) * g(p),  p = (t - s) / decay,   for t >= s
+        g(p) = 1 - p (linear),  (1 + cos(pi p)) / 2 (cosine),  1 - sqrt(p) (1-sqrt)
+
+    ``p`` counts from 0 at the decay's first step, as ``cosine_factors`` does (and Hugging Face's
+    ``get_wsd_schedule``), so the last step runs just above ``final``.
+    ``wsd_factors(np.arange(6), 6, 1, 2, "linear", 0.0)`` is ``[0, 1, 1, 1, 1, 0.5]``.
+    """
+    p = np.clip((t - (total - decay)) / max(decay, 1), 0, 1)
+    g = {"linear": 1 - p, "cosine": (1 + np.cos(np.pi * p)) / 2, "1-sqrt": 1 - np.sqrt(p)}[shape]
+    return np.where(t < warmup, t / max(warmup, 1), np.where(t < total - decay, 1.0, final + (1 - final) * g))
+
+
 @SCHEDULES.register
 def constant(steps: np.ndarray, steps_per_epoch: int) -> np.ndarray:
     """The optimizer's learning_rate at every step (the seed's)."""
@@ -116,6 +134,26 @@ def swa(
 ) -> np.ndarray:
     """learning_rate until start_epoch, then annealed to swa_factor x learning_rate and held (torch's SWALR)."""
     return swa_factors(steps, start_epoch * steps_per_epoch, anneal_epochs * steps_per_epoch, swa_factor, anneal)
+
+
+@SCHEDULES.register
+def wsd(
+    steps: np.ndarray, steps_per_epoch: int, *, warmup_epochs: Annotated[int, Ge(0)] = 0,
+    decay_fraction: Annotated[float, Gt(0), Le(1)] = 0.2,
+    decay_shape: Literal["linear", "cosine", "1-sqrt"] = "1-sqrt",
+    final_factor: Annotated[float, Ge(0), Le(1)] = 0.0,
+) -> np.ndarray:
+    """Warmup-stable-decay: warm-up over warmup_epochs, learning_rate held, then decayed to final_factor x
+    learning_rate over the last decay_fraction of the steps (linear, cosine or 1-sqrt)."""
+    total = len(steps)
+    decay = max(1, round(decay_fraction * total))
+    warmup = warmup_epochs * steps_per_epoch
+    if warmup + decay > total:
+        raise ConfigError(
+            f"schedule.warmup_epochs={warmup_epochs} and schedule.decay_fraction={decay_fraction} leave no room: "
+            f"warm-up ({warmup} steps) and decay ({decay} steps) must fit in the {total} steps of training"
+        )
+    return wsd_factors(steps, total, warmup, decay, decay_shape, final_factor)
 
 
 def factors(schedule: BoundPlugin, epochs: int, steps_per_epoch: int) -> np.ndarray:

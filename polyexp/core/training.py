@@ -27,6 +27,8 @@ In-training averages, updated inside the loop (off unless asked for):
   ``average = d * average + (1 - d) * weights`` (Keras' ``ema_momentum``, torch's EMA update).
 - ``swa_start``: the equal running mean of the trainable weights after every epoch from
   ``swa_start`` on (torch's ``AveragedModel`` as ``swa_utils`` uses it).
+- with Keras' ``ScheduleFreeAdamW``, always: its averaged sequence ``x`` after the last step
+  (``schedule_free_x``, ``polyexp.core.schedule_free``); the checkpoints hold the model's ``y``.
 
 Their other weights (BatchNorm statistics) are the final model's::
 
@@ -47,10 +49,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from polyexp.core import schedule_free
 from polyexp.core.data import SPLITS, Dataset
 from polyexp.core.errors import PolyexpError, TrainingDiverged
 from polyexp.core.metrics import correct_and_cross_entropy, mean_cross_entropy
 from polyexp.core.registry import BoundPlugin
+from polyexp.core.schedule_free import is_schedule_free
 from polyexp.core.schedules import batches_per_epoch, factors
 from polyexp.core.shuffle import orders
 from polyexp.core.trajectory import HISTORY_KEYS, Trajectory
@@ -258,6 +262,8 @@ class _Loop:
         runs = {f"ema_{d:g}": [ema.numpy()[k] for ema in self.ema] for k, d in enumerate(self.ema_decays)}
         if self.swa_start:
             runs["swa"] = [a.numpy() for a in self.swa]
+        if is_schedule_free(self.optimizer):
+            runs[schedule_free.AVERAGE] = schedule_free.evaluation_weights(self.optimizer, self.trainable)
         return {name: [averaged[i] if kind == "trainable" else self.state[i].numpy() for kind, i in self.weight_places]
                 for name, averaged in runs.items()}
 
