@@ -88,17 +88,17 @@ def test_bind_names_the_field_and_what_is_allowed(config, message):
 def test_unknown_name_lists_the_available_ones():
     with pytest.raises(ConfigError) as error:
         OPTIMIZERS["nope"]
-    assert str(error.value) == "optimizer='nope' is not a registered optimizer plugin; available: adam, adamw, sgd"
+    assert str(error.value) == "optimizer='nope' is not a registered optimizer plugin; available: adam, adamw, schedule_free_adamw, sgd"
 
 
 def test_builtin_groups_and_options():
     assert {"blobs", "moons", "circles", "digits", "wine", "iris", "breast_cancer"} <= set(DATASETS.names())
     assert MODELS.names() == ["cnn", "mlp"]
-    assert OPTIMIZERS.names() == ["adam", "adamw", "sgd"]
+    assert OPTIMIZERS.names() == ["adam", "adamw", "schedule_free_adamw", "sgd"]
     assert {"equal", "exp", "linear", "greedy_soup"} <= set(AVERAGINGS.names())
     assert all(AVERAGINGS[name].source == "built in" for name in ("equal", "exp", "linear", "greedy_soup"))
     assert WINDOWS.names() == ["last", "steps", "strided"]
-    assert {"constant", "cosine", "cyclic", "step", "swa"} <= set(SCHEDULES.names())  # tests add below_zero
+    assert {"constant", "cosine", "cyclic", "step", "swa", "wsd"} <= set(SCHEDULES.names())  # tests add below_zero
 
 
 def test_a_plugin_that_raises_becomes_a_plugin_error():
