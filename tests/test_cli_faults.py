@@ -106,6 +106,21 @@ def test_ctrl_c_anywhere_stops_the_sweep_and_ends_every_run(tmp_path, empty_stor
     assert [r.info.status for r in cli.sweeps()] in ([], ["KILLED"])  # KILLED even once every job finished
 
 
+def wait_for_exec(pid: int, program: str) -> None:
+    """Until the child runs ``program``: a signal between fork and exec reaches the copy of the test's own
+    process and is gone with it (on a busy machine that window lasts past 0.1 s). A shell's Ctrl-C
+    cannot come so early: the command is not yet running. The limit only catches a hang."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if program in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0"):
+                return
+        except OSError:  # ended already
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"{program} never started")
+
+
 def test_ctrl_c_in_the_first_second_and_a_half_of_the_polyexp_command_stops_it_in_one_word(cli: Cli):
     """The installed ``polyexp`` command (a console script, not ``python -m``), interrupted every 0.1 s
     of its start: the imports, the check of the overrides, Hydra's start. Before the handler came
@@ -113,9 +128,11 @@ def test_ctrl_c_in_the_first_second_and_a_half_of_the_polyexp_command_stops_it_i
     command = Path(sys.executable).parent / "polyexp"
     wrong = []
     for tenths in range(1, 16):
+        started = time.monotonic()
         process = subprocess.Popen([str(command), "epochs=5000"], cwd=cli.workdir, env=cli.env, text=True,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        time.sleep(tenths / 10)
+        wait_for_exec(process.pid, str(command))
+        time.sleep(max(0.0, started + tenths / 10 - time.monotonic()))
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)
         # -2 without a frame of polyexp.__main__.main: the signal ended Python's start-up (its imports print

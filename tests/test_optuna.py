@@ -24,4 +24,4 @@ def test_optuna_maximises_the_validation_score_with_every_trial_under_one_parent
     assert best["best_value"] == max(validation.values())  # maximised, and the objective is validation
     assert validation[str(best["best_params"]["averaging.alpha"])] == best["best_value"]
     rows = list(csv.DictReader(Path(sweep_dir / "sweep_results.csv").read_text().splitlines()))
-    assert float(rows[0]["selected_val_acc"]) == best["best_value"] and rows[0]["rank"] == "1"
+    assert float(rows[0]["selected_val_acc"]) == best["best_value"] and rows[0]["rank"] in ("1", "1=")

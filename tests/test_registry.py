@@ -88,7 +88,8 @@ def test_bind_names_the_field_and_what_is_allowed(config, message):
 def test_unknown_name_lists_the_available_ones():
     with pytest.raises(ConfigError) as error:
         OPTIMIZERS["nope"]
-    assert str(error.value) == "optimizer='nope' is not a registered optimizer plugin; available: adam, adamw, schedule_free_adamw, sgd"
+    assert str(error.value) == ("optimizer='nope' is not a registered optimizer plugin; "
+                                "available: adam, adamw, schedule_free_adamw, sgd")
 
 
 def test_builtin_groups_and_options():

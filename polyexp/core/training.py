@@ -20,16 +20,9 @@ their epochs, or, for a window by steps, after their optimizer steps (steps coun
 epochs). A learning-rate schedule (``polyexp.core.schedules``) sets the optimizer's rate before every
 step to the schedule's factor times the optimizer's ``learning_rate``, the same for every seed.
 
-In-training averages, updated inside the loop (off unless asked for):
-
-- ``ema_decays``: for each decay ``d``, an exponential moving average of the trainable weights,
-  updated after every optimizer step: the weights themselves after the first step, then
-  ``average = d * average + (1 - d) * weights`` (Keras' ``ema_momentum``, torch's EMA update).
-- ``swa_start``: the equal running mean of the trainable weights after every epoch from
-  ``swa_start`` on (torch's ``AveragedModel`` as ``swa_utils`` uses it).
-- with Keras' ``ScheduleFreeAdamW``, always: its averaged sequence ``x`` after the last step
-  (``schedule_free_x``, ``polyexp.core.schedule_free``); the checkpoints hold the model's ``y``.
-
+In-training averages (``polyexp.core.in_training``), updated inside the loop: EMAs of the weights
+after every step (``ema_decays``), SWA's equal mean of the weights after every epoch from
+``swa_start``, and, with a schedule-free optimizer, its averaged sequence ``x`` (``schedule_free_x``).
 Their other weights (BatchNorm statistics) are the final model's::
 
     trajectory = train(build_model, build_optimizer, data, seeds=[0, 1], epochs=500, batch_size=32,
@@ -49,12 +42,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from polyexp.core import schedule_free
 from polyexp.core.data import SPLITS, Dataset
 from polyexp.core.errors import PolyexpError, TrainingDiverged
+from polyexp.core.in_training import in_training_averages
 from polyexp.core.metrics import correct_and_cross_entropy, mean_cross_entropy
 from polyexp.core.registry import BoundPlugin
-from polyexp.core.schedule_free import is_schedule_free
 from polyexp.core.schedules import batches_per_epoch, factors
 from polyexp.core.shuffle import orders
 from polyexp.core.trajectory import HISTORY_KEYS, Trajectory
@@ -199,14 +191,7 @@ class _Loop:
         self.slots = [tf.Variable(tf.zeros((len(window), *v.shape), v.dtype), trainable=False)
                       for v in self._stacked_weights()]
 
-        self.ema_decays = ema_decays
-        self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.ema = [tf.Variable(tf.zeros((len(ema_decays), *v.shape), v.dtype), trainable=False)
-                    for v in self.trainable] if ema_decays else []
-        self.swa_start = swa_start
-        self.swa_count = tf.Variable(0.0, trainable=False)
-        self.swa = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
-                    for v in self.trainable] if swa_start else []
+        self.averages = in_training_averages(self.trainable, optimizer, ema_decays, swa_start)
         # Plain tf.while_loop instead of AutoGraph: tracing takes half the time.
         signature = [tf.TensorSpec((), tf.int32), tf.TensorSpec((None, len(seeds), self.rows), tf.int32)]
         self.run = tf.function(self._run, input_signature=signature, autograph=False)
@@ -244,7 +229,7 @@ class _Loop:
             checkpoints=[np.swapaxes(slot.numpy(), 0, 1) for slot in self.slots],  # (K, S, ...) -> (S, K, ...)
             curve_epochs=self.curve_epochs,
             history=self._history(chunks),
-            averages=self._averages(),
+            averages=self._averages_result(),
             steps=None if self.window_steps is None else np.asarray(self.window_steps, dtype=np.int64),
         )
 
@@ -257,13 +242,9 @@ class _Loop:
             history = history[:, self.curve_epochs - 1]
         return {key: history[:, :, i] for i, key in enumerate(HISTORY_KEYS)}
 
-    def _averages(self) -> dict[str, list[np.ndarray]]:
+    def _averages_result(self) -> dict[str, list[np.ndarray]]:
         """The in-training averages as full weight lists: averaged trainable weights, final others."""
-        runs = {f"ema_{d:g}": [ema.numpy()[k] for ema in self.ema] for k, d in enumerate(self.ema_decays)}
-        if self.swa_start:
-            runs["swa"] = [a.numpy() for a in self.swa]
-        if is_schedule_free(self.optimizer):
-            runs[schedule_free.AVERAGE] = schedule_free.evaluation_weights(self.optimizer, self.trainable)
+        runs = {name: weights for average in self.averages for name, weights in average.result(self.trainable).items()}
         return {name: [averaged[i] if kind == "trainable" else self.state[i].numpy() for kind, i in self.weight_places]
                 for name, averaged in runs.items()}
 
@@ -275,7 +256,8 @@ class _Loop:
         def epoch(i: tf.Tensor, metrics: tf.TensorArray, losses: tf.TensorArray) -> tuple:
             batch_loss = self._train_epoch(chunk[i], first + i)
             keep = [] if self.window_steps else [self._keep(first + i)]
-            with tf.control_dependencies([*keep, *self._swa_update(first + i)]):
+            after = [op for average in self.averages for op in average.after_epoch(first + i, self.trainable)]
+            with tf.control_dependencies([*keep, *after]):
                 row = tf.cond(self.scored[first + i], self._score_splits, lambda: unscored)
                 return i + 1, metrics.write(i, row), losses.write(i, batch_loss)
 
@@ -320,7 +302,7 @@ class _Loop:
             with tf.control_dependencies(self._set_rate(steps_before + i)):
                 self.optimizer.apply(grads, self.trainable)
             updates = [v.assign(s) for v, s in zip(self.state, state, strict=True)]
-            updates += self._ema_update()
+            updates += [op for average in self.averages for op in average.after_step(self.trainable)]
             if self.window_steps:
                 with tf.control_dependencies(updates):  # the weights after this step, state included
                     updates.append(self._keep(steps_before + i + 1))
@@ -336,29 +318,6 @@ class _Loop:
         if self.rate_factors is None:
             return []
         return [self.optimizer.learning_rate.assign(self.base_rate * self.rate_factors[done])]
-
-    def _ema_update(self) -> list[tf.Operation]:
-        if not self.ema_decays:
-            return []
-        count = self.step_count.assign_add(1)
-        # average <- average - (1 - d) * (average - weights): with d = 0 on the first step, the weights
-        rates = tf.where(tf.equal(count, 1), 1.0, 1.0 - tf.constant(self.ema_decays, tf.float32))
-        by_rank = {rank: tf.reshape(rates, [-1] + [1] * rank) for rank in {len(w.shape) for w in self.trainable}}
-        return [ema.assign_sub(by_rank[len(weight.shape)] * (ema - tf.convert_to_tensor(weight)[None]))
-                for ema, weight in zip(self.ema, self.trainable, strict=True)]
-
-    def _swa_update(self, epoch: tf.Tensor) -> list[tf.Operation]:
-        if not self.swa_start:
-            return []
-
-        def update() -> tf.Operation:
-            n = self.swa_count
-            moves = [a.assign(a + (tf.convert_to_tensor(w) - a) / tf.cast(n + 1, a.dtype))
-                     for a, w in zip(self.swa, self.trainable, strict=True)]
-            with tf.control_dependencies(moves):
-                return tf.group(n.assign_add(1.0))
-
-        return [tf.cond(epoch >= self.swa_start, update, tf.no_op)]
 
     def _keep(self, at: tf.Tensor) -> tf.Operation:
         """Copy every seed's weights into the window slot of this epoch (or step), if it has one."""

@@ -139,6 +139,7 @@ class SweepParent:
         folder = (launch_dir / config.hydra.sweep.dir).resolve()
         make_folder(folder, "hydra.sweep.dir")
         store = tracking.open_store(config.tracking.uri, config.tracking.experiment, launch_dir)
+        _check_folder_free(folder, store)
         tags = {
             tracking.TAG_PREFIX + "role": "sweep",
             tracking.TAG_PREFIX + "sweep_key": key,
@@ -199,6 +200,24 @@ def _live_elsewhere(run: Any) -> bool:
     where = run.data.tags.get(tracking.PROCESS_TAG, "")
     return (run.info.status == "RUNNING" and bool(where) and where != tracking.process_tag()
             and tracking.process_alive(where) is not False)
+
+
+def _check_folder_free(folder: Path, store: Store) -> None:
+    """Refuse a sweep folder that a live sweep uses (two sweeps started in the same second share Hydra's
+    default ``multirun/DATE/TIME``): their jobs' reports would mix."""
+    from polyexp.run import tracking
+
+    earlier = read_sweep(folder)
+    if earlier is None:
+        return
+    try:
+        run = store.client.get_run(earlier.parent_run_id)
+    except Exception:  # a parent of another store, or gone: the folder is this sweep's now
+        return
+    if _live_elsewhere(run):
+        raise PolyexpError(
+            f"hydra.sweep.dir={folder} is in use by a running sweep (parent run {run.info.run_id}, process "
+            f"{run.data.tags.get(tracking.PROCESS_TAG)}): wait for it, or set hydra.sweep.dir to another folder")
 
 
 def read_sweep(folder: Path) -> Sweep | None:
