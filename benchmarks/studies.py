@@ -16,6 +16,7 @@ holds 0 is "not shown apart".
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import subprocess
 import sys
@@ -27,10 +28,29 @@ ROOT = Path(__file__).resolve().parents[1]
 # Each study: the overrides of its sweep. Every job keeps two EMAs and SWA from epoch 400 beside it.
 IN_TRAINING = ["ema_decays=[0.99,0.999]", "swa_start=400"]
 STUDIES: dict[str, list[str]] = {
-    "schedules": ["seeds=30", "seed=1000", "schedule=constant,cosine,wsd", "schedule.decay_fraction=0.1,0.2",
+    "schedules": ["seeds=30", "seed=1000", "schedule=constant,cosine,cyclic,wsd", "schedule.decay_fraction=0.1,0.2",
                   "optimizer=sgd", *IN_TRAINING],
     "schedule_free": ["seeds=30", "seed=1000", "schedule=constant", "optimizer=schedule_free_adamw",
                       "optimizer.update=paper,keras", *IN_TRAINING],
+}
+
+# Paired over seeds (the jobs of a study run the same seeds): (label, (job, what), (job, what)), a job named
+# by a part of its run name, "what" one of: last (the last checkpoint), average (at the n selected on
+# validation), or an in-training average (ema_0.999, swa, schedule_free_x).
+COMPARISONS: dict[str, list[tuple[str, tuple[str, str], tuple[str, str]]]] = {
+    "schedules": [
+        ("constant rate, averaged, minus cosine's last checkpoint", ("constant", "average"), ("cosine", "last")),
+        ("constant rate, averaged, minus cyclic's last checkpoint", ("constant", "average"), ("cyclic", "last")),
+        ("wsd (decay 10%), last checkpoint, minus cosine's", ("decay_fraction=0.1", "last"), ("cosine", "last")),
+        ("wsd (decay 20%), last checkpoint, minus cosine's", ("decay_fraction=0.2", "last"), ("cosine", "last")),
+        ("constant rate, EMA 0.999, minus its average", ("constant", "ema_0.999"), ("constant", "average")),
+    ],
+    "schedule_free": [
+        ("paper's update: x minus the last checkpoint (y)", ("update=paper", "schedule_free_x"),
+         ("update=paper", "last")),
+        ("x: paper's update minus Keras'", ("update=paper", "schedule_free_x"), ("update=keras", "schedule_free_x")),
+        ("last checkpoint: paper's update minus Keras'", ("update=paper", "last"), ("update=keras", "last")),
+    ],
 }
 
 COLUMNS = [  # (header, summary key): test accuracy, mean of the seeds [95% interval]
@@ -58,8 +78,50 @@ def run(study: str, work: Path) -> list[dict]:
     for report in sorted(sweep_dir.glob("*/polyexp_job.json"), key=lambda p: int(p.parent.name)):
         job = json.loads(report.read_text())
         summary = json.loads((report.parent / "summary.json").read_text())
-        jobs.append({"name": job["run_name"], "summary": summary})
+        jobs.append({"name": job["run_name"], "summary": summary, "per_seed": per_seed(report.parent, summary)})
     return jobs
+
+
+def per_seed(folder: Path, summary: dict) -> dict[str, list[float]]:
+    """Each seed's test accuracy, in seed order: the last checkpoint, the average at the selected n, and
+    every in-training average."""
+    rows = list(csv.DictReader((folder / "results.csv").read_text().splitlines()))
+    seeds = sorted({int(r["seed"]) for r in rows})
+    at = {(int(r["seed"]), int(r["n"])): r for r in rows}
+    n = int(summary["selected_n"])
+    values = {"last": [float(at[s, 1]["test_single_acc"]) for s in seeds],
+              "average": [float(at[s, n]["test_average_acc"]) for s in seeds]}
+    averages = folder / "averages.csv"
+    if averages.exists():
+        for r in sorted(csv.DictReader(averages.read_text().splitlines()), key=lambda r: int(r["seed"])):
+            values.setdefault(r["average"], []).append(float(r["test_acc"]))
+    return values
+
+
+def paired(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """Mean of a - b over seeds and its 95% t interval (polyexp's own, as its tables print it)."""
+    import numpy as np
+
+    from polyexp.core.statistics import mean_ci
+
+    estimate = mean_ci(np.asarray(a)[:, None] - np.asarray(b)[:, None])
+    return float(estimate.mean[0]), float(estimate.low[0]), float(estimate.high[0])
+
+
+def comparisons(study: str, jobs: list[dict]) -> list[str]:
+    def find(part: str) -> dict:
+        (job,) = [j for j in jobs if part in j["name"]]
+        return job
+
+    lines = []
+    for label, (job_a, what_a), (job_b, what_b) in COMPARISONS.get(study, []):
+        mean, low, high = paired(find(job_a)["per_seed"][what_a], find(job_b)["per_seed"][what_b])
+        verdict = "not shown apart" if low <= 0 <= high else "shown apart"
+        lines.append(f"| {label} | {mean:+.4f} [{low:+.4f}, {high:+.4f}] | {verdict} |")
+    if not lines:
+        return []
+    return ["", "Paired over the seeds (difference of test accuracy, 95% t interval; \"not shown apart\": the "
+            "interval holds 0):", "", "| comparison | difference | |", "|---|---|---|", *lines]
 
 
 def interval(summary: dict, key: str, signed: bool = False) -> str:
@@ -75,18 +137,21 @@ def interval(summary: dict, key: str, signed: bool = False) -> str:
 
 def table(study: str, jobs: list[dict]) -> str:
     columns = [(h, k) for h, k in COLUMNS if any(k in j["summary"] for j in jobs)]
-    seeds = {j["summary"].get("seeds") for j in jobs}
+    seeds = sorted({tuple(j["summary"]["seeds"]) for j in jobs})
+    if len(seeds) != 1:
+        raise SystemExit(f"the jobs of {study} ran different seeds: {seeds}")
+    (seeds,) = seeds
     lines = [f"Written by `python benchmarks/studies.py {study} --write docs/studies.md`, which runs:",
              "", "```sh", command(study), "```", "",
-             f"Test accuracy, mean of {', '.join(map(str, sorted(s for s in seeds if s)))} seeds [95% interval]; "
-             "n is selected on validation.", "",
+             f"Test accuracy (1000 rows), mean of {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}) [95% t interval]; "
+             "n is selected on validation; the gain is paired over seeds.", "",
              "| job | selected n | " + " | ".join(h for h, _ in columns) + " |",
              "|---|---|" + "---|" * len(columns)]
     for job in jobs:
         s = job["summary"]
         cells = [interval(s, k, signed=k.endswith("gain_vs_last")) for _, k in columns]
         lines.append(f"| `{job['name']}` | {int(s['selected_n'])} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + comparisons(study, jobs))
 
 
 def write_block(page: Path, study: str, text: str) -> None:

@@ -75,3 +75,19 @@ def test_a_marked_command_runs(command, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip()
     assert not (tmp_path / "mlflow.db").exists()  # a quick command logs nothing
+
+
+def test_every_table_of_the_studies_page_is_written_by_the_script_that_names_its_command():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("studies", ROOT / "benchmarks" / "studies.py")
+    studies = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(studies)
+    page = (ROOT / "docs" / "studies.md").read_text()
+    blocks = dict(re.findall(r"<!-- study:(\w+):start -->\n(.*?)\n<!-- study:\1:end -->", page, re.S))
+    assert set(blocks) == set(studies.STUDIES)
+    for name, block in blocks.items():
+        assert block.startswith(f"Written by `python benchmarks/studies.py {name} --write docs/studies.md`")
+        assert f"```sh\n{studies.command(name)}\n```" in block  # the sweep it ran, as a user runs it
+    outside = re.sub(r"<!-- study:(\w+):start -->.*?<!-- study:\1:end -->", "", page, flags=re.S)
+    assert not re.search(r"^\|", outside, re.M), "a table in docs/studies.md that benchmarks/studies.py did not write"
