@@ -125,12 +125,13 @@ def comparisons(study: str, jobs: list[dict]) -> list[str]:
 
 
 def interval(summary: dict, key: str, signed: bool = False) -> str:
+    """A summary value as polyexp prints it (``0.807 [0.803, 0.810]``); a difference whose interval holds 0 says so."""
+    from polyexp.run.outputs import summary_interval
+
     if key not in summary:
         return ""
-    form = "+.3f" if signed else ".3f"
-    low, high = summary[f"{key}_ci_low"], summary[f"{key}_ci_high"]
-    text = f"{summary[key]:{form}} [{low:{form}}, {high:{form}}]"
-    if signed and low <= 0 <= high:
+    text = summary_interval(summary, key, signed)
+    if signed and summary[f"{key}_ci_low"] <= 0 <= summary[f"{key}_ci_high"]:
         text += " (not shown apart from 0)"
     return text
 
