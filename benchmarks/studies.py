@@ -32,6 +32,8 @@ STUDIES: dict[str, list[str]] = {
                   "optimizer=sgd", *IN_TRAINING],
     "schedule_free": ["seeds=30", "seed=1000", "schedule=constant", "optimizer=schedule_free_adamw",
                       "optimizer.update=paper,keras", *IN_TRAINING],
+    "digits_cnn": ["data=digits", "model=cnn", "epochs=100", "seeds=30", "seed=1000", "schedule=constant,cosine,wsd",
+                   "optimizer=sgd", "ema_decays=[0.99,0.999]", "swa_start=80"],
 }
 
 # Paired over seeds (the jobs of a study run the same seeds): (label, (job, what), (job, what)), a job named
@@ -51,6 +53,11 @@ COMPARISONS: dict[str, list[tuple[str, tuple[str, str], tuple[str, str]]]] = {
         ("x: paper's update minus Keras'", ("update=paper", "schedule_free_x"), ("update=keras", "schedule_free_x")),
         ("last checkpoint: paper's update minus Keras'", ("update=paper", "last"), ("update=keras", "last")),
     ],
+    "digits_cnn": [
+        ("constant rate, averaged, minus cosine's last checkpoint", ("constant", "average"), ("cosine", "last")),
+        ("wsd, last checkpoint, minus cosine's", ("wsd", "last"), ("cosine", "last")),
+        ("constant rate, EMA 0.999, minus its average", ("constant", "ema_0.999"), ("constant", "average")),
+    ],
 }
 
 COLUMNS = [  # (header, summary key): test accuracy, mean of the seeds [95% interval]
@@ -58,7 +65,7 @@ COLUMNS = [  # (header, summary key): test accuracy, mean of the seeds [95% inte
     ("average at the n selected on validation", "selected_test_acc"),
     ("gain over the last checkpoint (paired)", "selected_gain_vs_last"),
     ("EMA 0.999", "test_ema_0.999_acc"),
-    ("SWA (from epoch 400)", "test_swa_acc"),
+    ("SWA", "test_swa_acc"),
     ("schedule-free x", "test_schedule_free_x_acc"),
 ]
 
@@ -78,7 +85,8 @@ def run(study: str, work: Path) -> list[dict]:
     for report in sorted(sweep_dir.glob("*/polyexp_job.json"), key=lambda p: int(p.parent.name)):
         job = json.loads(report.read_text())
         summary = json.loads((report.parent / "summary.json").read_text())
-        jobs.append({"name": job["run_name"], "summary": summary, "per_seed": per_seed(report.parent, summary)})
+        jobs.append({"name": job["run_name"], "summary": summary, "test_rows": job["test_rows"],
+                     "per_seed": per_seed(report.parent, summary)})
     return jobs
 
 
@@ -144,8 +152,9 @@ def table(study: str, jobs: list[dict]) -> str:
     (seeds,) = seeds
     lines = [f"Written by `python benchmarks/studies.py {study} --write docs/studies.md`, which runs:",
              "", "```sh", command(study), "```", "",
-             f"Test accuracy (1000 rows), mean of {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}) [95% t interval]; "
-             "n is selected on validation; the gain is paired over seeds.", "",
+             f"Test accuracy ({jobs[0]['test_rows']} rows), mean of {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}) "
+             "[95% t interval]; n is selected on validation; the gain is paired over seeds, from the last "
+             "checkpoint scored as the averages are (with BatchNorm, its statistics recomputed too).", "",
              "| job | selected n | " + " | ".join(h for h, _ in columns) + " |",
              "|---|---|" + "---|" * len(columns)]
     for job in jobs:
