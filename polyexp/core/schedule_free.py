@@ -5,7 +5,7 @@ where the gradient steps go; ``x``, the running average of the ``z``'s, where th
 to be evaluated; and their interpolation ``y``, where the gradient is taken::
 
     y_t     = (1 - beta_1) z_t + beta_1 x_t
-    z_{t+1} = z_t - rate * g(y_t) / (sqrt(v_{t+1} / (1 - beta_2^t)) + epsilon)
+    z_{t+1} = z_t - rate * g(y_t) / (sqrt(v_{t+1} / (1 - beta_2^(t+1))) + epsilon)
     x_{t+1} = (1 - c) x_t + c z_{t+1},   c = 1 / (t + 1)
 
 Keras' optimizer keeps ``y`` in the model and ``z`` as its ``momentum`` variables, and has no switch
@@ -71,11 +71,11 @@ class PaperScheduleFreeAdamW(keras.optimizers.ScheduleFreeAdamW):
         warm = ops.minimum(t / self.warmup_steps, 1.0) if self.warmup_steps else ops.cast(1.0, dtype)
         rate = ops.cast(learning_rate, dtype) * warm
         gradient = ops.cast(gradient, dtype)
-        z = self._momentums[self._get_variable_index(variable)]
-        v = self._velocities[self._get_variable_index(variable)]
+        index = self._get_variable_index(variable)
+        z, v = self._momentums[index], self._velocities[index]
         y = ops.convert_to_tensor(variable)
-        z_old = ops.convert_to_tensor(z)
-        x_old = (y - (1 - beta_1) * z_old) / beta_1
+        z_old = ops.convert_to_tensor(z)  # a value, read before z is updated (Keras' own reads it after)
+        x_old = evaluation_point(y, z_old, beta_1)
         self.assign_add(v, (ops.square(gradient) - v) * (1 - beta_2))
         step = gradient / (ops.sqrt(v / (1 - ops.power(beta_2, t))) + self.epsilon) + self.decay * y
         z_new = z_old - rate * step
