@@ -1,5 +1,5 @@
-"""``python -m polyexp`` and the ``polyexp`` command. Ctrl-C stops it quietly (exit 130) from the first
-moment, the imports included."""
+"""``python -m polyexp`` and the ``polyexp`` command. Its signals are handled from here on, the imports
+included: Ctrl-C stops it quietly (exit 130), SIGTERM with its runs ended (143)."""
 
 import signal
 import sys
@@ -8,7 +8,7 @@ from polyexp.run import stop
 
 
 def main() -> None:
-    stop.on_signals({signal.SIGINT: stop.interrupted})
+    stop.on_signals({signal.SIGINT: stop.interrupted, signal.SIGTERM: stop.terminated})
     try:
         from polyexp.app import cli
     except KeyboardInterrupt:

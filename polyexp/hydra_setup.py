@@ -18,10 +18,11 @@ from typing import Any, Optional
 
 import hydra
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from polyexp.core.registry import import_plugin_modules
 from polyexp.core.settings import GROUPS, check_key, schema_class
+from polyexp.run.command_line import CommandLine
 
 
 def config_path() -> str:
@@ -63,7 +64,18 @@ def register_configs() -> None:
     store.store(name="polyexp_schema", node=schema_class())
     for registry in GROUPS:
         for plugin in registry:
-            store.store(group=registry.group, name=plugin.name, node=plugin.config_class())
+            store.store(group=registry.group, name=plugin.name, node=option_node(plugin.config_class()))
+
+
+def option_node(config_class: type) -> DictConfig:
+    """A group option's node, open to fields it does not have: ``averaging.alpha=4`` composes on
+    ``averaging=equal``. The option refuses such a field itself, in one line, when it binds its config
+    (``Plugin.bind``); a sweep over the group keeps the field for the options that have it. A closed node
+    would make Hydra refuse it first, in a multirun before any sweeper could apply it to ``exp`` alone.
+    """
+    node = OmegaConf.structured(config_class)
+    OmegaConf.set_struct(node, False)
+    return node
 
 
 def _store_optuna_preset(store: ConfigStore) -> None:
@@ -91,25 +103,22 @@ def _store_optuna_preset(store: ConfigStore) -> None:
     store.store(group="hydra/sweeper/sampler", name="tpe", node=SeededTPE, provider="polyexp")
 
 
-def check_override_keys(arguments: Sequence[str]) -> None:
-    """Refuse an override whose key polyexp does not know, ``+`` or not, before Hydra composes anything.
+def check_command_line(command: CommandLine) -> None:
+    """Refuse, in one line, an override polyexp can tell is wrong before Hydra composes anything: a key it
+    does not know (``+`` or not) and an option a group does not have, each with the close match.
 
     Hydra would refuse ``epoch=10`` in five lines that suggest ``+epoch=10``, and accept that: a job that
-    logs ``epoch=10`` and trains for ``epochs``. A ConfigError names the close match instead. In a multirun
-    polyexp's sweeper checks each plugin field against the options it is swept with, so only settings and
-    groups are checked here; Hydra's own keys (``hydra.*``, ``hydra/launcher=...``) are left to Hydra.
+    logs ``epoch=10`` and trains for ``epochs``; ``model=cnnn`` gets a dozen lines with Hydra's search path.
+    A plugin's field is checked against the chosen option once the config is composed (a single run) or
+    against the options it is swept with (polyexp's sweeper), so only its name is checked here. Hydra's own
+    keys (``hydra.*``, ``hydra/launcher=...``) are left to Hydra.
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
-    multirun = bool({"-m", "--multirun"} & set(arguments))
-    parser = OverridesParser.create()
-    for argument in arguments:
-        if argument.startswith("-") or "=" not in argument:
+    groups = {registry.group: registry for registry in GROUPS}
+    for argument in command:
+        if argument.key.startswith("hydra"):
             continue
-        try:
-            key = parser.parse_override(argument).key_or_group
-        except HydraException:
-            continue  # not an override Hydra can read: Hydra says so
-        if not key.startswith("hydra/"):
-            check_key(key, group_fields=not multirun)
+        check_key(argument.key, group_fields=not command.multirun)
+        registry = groups.get(argument.key)
+        if registry is not None and argument.discrete and argument.changes and not command.adds_configs:
+            for option in argument.values:
+                registry.check_option(option)

@@ -2,8 +2,9 @@
 
 Importing this module registers polyexp's configs with Hydra, so a launcher that runs the task in
 another process (joblib, Ray, SLURM) finds them there too. The config and the data are checked before
-TensorFlow or MLflow load, so a bad value fails in about a second; polyexp's errors reach Hydra as its
-own one-line errors. Every job leaves a report in its output folder for the sweep summary.
+TensorFlow or MLflow load, so a bad value fails in about a second; polyexp's errors end a single run in
+one line (``polyexp.run.command_line.refusal``) and fail a sweep's job as Hydra fails one. Every job
+leaves a report in its output folder for the sweep summary.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from polyexp.core.errors import PolyexpError, full_disk
 from polyexp.core.settings import plan_from
 from polyexp.hydra_setup import config_path, register_configs
 from polyexp.run import secrets, stop
+from polyexp.run.command_line import refusal
 from polyexp.run.job import Job, JobResult, run_name, write_job_report
 from polyexp.run.quiet import import_tensorflow
 from polyexp.sweep.parent import read_sweep
@@ -84,9 +86,10 @@ def run_or_skip(cfg: DictConfig, job: Job) -> JobResult:
                                                        error=line or failure_reason(exc), number=job.position))
         except OSError as unwritten:  # a full disk, often: the job's own error says more
             log.warning("%s: could not write its report: %s", job.label, full_disk(unwritten) or unwritten)
-        if line is not None:
-            if job.sweep is not None:
-                log.error("%s failed: %s", job.label, line)  # Hydra reports only the sweep's first failure
+        if line is not None and job.sweep is None:
+            raise refusal(line) from exc
+        if line is not None:  # Hydra reports only the sweep's first failure, and runs the batch's other jobs
+            log.error("%s failed: %s", job.label, line)
             raise CompactHydraException(line) from exc
         raise
 

@@ -50,7 +50,6 @@ def test_groups_offer_every_registered_plugin():
         (["averaging=exp", "averaging.alpha=abc"], "could not be converted to Float"),
         (["epochs=1.5"], "could not be converted to Integer"),
         (["averaging=nope"], "Could not find 'averaging/nope'"),
-        (["averaging.alpha=2"], "Key 'alpha' not in 'averaging_equal'"),
         (["seeds=two"], "could not be converted to Integer"),
         (["ema_decays=[abc]"], "could not be converted to Float"),
         (["model.activation=wiggle"], None),

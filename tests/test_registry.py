@@ -85,11 +85,22 @@ def test_bind_names_the_field_and_what_is_allowed(config, message):
     assert message in str(error.value)
 
 
-def test_unknown_name_lists_the_available_ones():
+def test_unknown_name_lists_the_available_ones_and_the_close_match():
     with pytest.raises(ConfigError) as error:
         OPTIMIZERS["nope"]
-    assert str(error.value) == ("optimizer='nope' is not a registered optimizer plugin; "
-                                "available: adam, adamw, schedule_free_adamw, sgd")
+    assert str(error.value) == ("optimizer=nope: no such optimizer option; options: adam, adamw, "
+                                "schedule_free_adamw, sgd")
+    with pytest.raises(ConfigError, match=r"^optimizer=adan: no such optimizer option \(did you mean adam\?\)"):
+        OPTIMIZERS["adan"]
+    with pytest.raises(ConfigError, match=r"^averaging=exponential: no such averaging option \(did you mean exp\?\)"):
+        AVERAGINGS.check_option("exponential")  # a longer name that starts with an option's
+
+
+def test_a_field_of_another_option_is_refused_naming_the_options_that_have_it():
+    with pytest.raises(ConfigError) as error:
+        AVERAGINGS.bind({"name": "equal", "alpha": 2})
+    assert str(error.value) == ("averaging.alpha is not a field of averaging=equal (it has no fields); alpha is a "
+                                "field of averaging=exp: choose one of them")
 
 
 def test_builtin_groups_and_options():

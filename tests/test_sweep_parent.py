@@ -10,7 +10,8 @@ import pytest
 
 from polyexp.run import tracking
 from polyexp.run.job import JobResult, Sweep, write_job_report
-from polyexp.sweep.parent import close_sweep, print_ranking, rank
+from polyexp.sweep.parent import close_sweep
+from polyexp.sweep.summary import rank
 
 
 def job(name: str, number: int, val: float, selected_n: int = 8, seeds: int = 1, **fields) -> JobResult:
@@ -35,16 +36,21 @@ def open_parent(store: tracking.Store, folder: Path, num_jobs: int) -> Sweep:
     return Sweep(folder, run_id, num_jobs, ("averaging.alpha",))
 
 
-def test_the_ranking_counts_one_job_as_one_and_says_intervals_only_with_seeds(capsys):
-    print_ranking([job("exp alpha=1", 1, 0.8)])
+def test_the_command_prints_the_summarys_ranking_and_gets_the_summary_back(store, tmp_path, capsys):
+    folder = tmp_path / "multirun"
+    sweep = open_parent(store, folder, num_jobs=2)
+    write_job_report(folder / "0", job("exp alpha=1", 1, 0.8, seeds=3))
+    write_job_report(folder / "1", job("exp alpha=2", 2, 0.81, seeds=3))
+    summary = close_sweep(sweep, store)
     out = capsys.readouterr().out
-    header = "sweep: {} ranked on validation; test accuracy of each job's selected n ({})"
-    assert "\n" + header.format("1 job", "one seed, no interval") + "\n" in out
-    assert "  1    exp alpha=1    8  0.800  0.790" in out
-    print_ranking(rank([job("exp alpha=1", 1, 0.8, seeds=3), job("exp alpha=2", 2, 0.81, seeds=3)]))
-    out = capsys.readouterr().out
-    assert header.format("2 jobs", "mean over seeds [95% CI]") in out
+    assert out == summary.ranking  # the ranking, all of stdout, as the summary has it
+    assert out.startswith("\nsweep: 2 jobs ranked on validation; ") and "(mean over seeds [95% CI])\n" in out
     assert out.index("exp alpha=2") < out.index("exp alpha=1")  # best validation first
+    assert summary.status == "FINISHED" and [r.run_name for r in summary.reports] == ["exp alpha=1", "exp alpha=2"]
+    assert (folder / "sweep_results.csv").read_text() == summary.results_csv
+    parent = store.client.get_run(sweep.parent_run_id)
+    assert parent.data.metrics == {"jobs_finished": 2, "jobs_skipped": 0, "jobs_failed": 0, "jobs_missing": 0}
+    assert (folder / "sweep_comparison.png").stat().st_size > 0
 
 
 def test_jobs_are_numbered_from_1_and_a_failure_is_forgotten_once_a_resume_finished_it(store, tmp_path, capsys):
@@ -84,19 +90,17 @@ def test_a_skipped_jobs_row_is_a_finished_ones_with_the_earlier_run_named(store,
 def test_jobs_that_tie_on_validation_share_a_place_and_a_line_names_them(store, tmp_path, capsys):
     ranked = rank([job("exp alpha=1", 1, 0.8), job("exp alpha=2", 2, 0.81), job("exp alpha=3", 3, 0.8),
                    job("exp alpha=4", 4, 0.79)])
-    print_ranking(ranked)
+    folder = tmp_path / "multirun"
+    sweep = open_parent(store, folder, num_jobs=4)
+    for i, result in enumerate(ranked):
+        write_job_report(folder / str(i), result)
+    close_sweep(sweep, store)
     out = capsys.readouterr().out
     rows = [line.split()[:3] for line in out.splitlines() if line.startswith("  ") and "exp alpha=" in line
             and "tie" not in line]
     assert rows == [["1", "exp", "alpha=2"], ["2=", "exp", "alpha=1"], ["2=", "exp", "alpha=3"],
                     ["4", "exp", "alpha=4"]]  # in job order within the tie
     assert "tie on validation" in out and "val 0.800: exp alpha=1, exp alpha=3" in out
-
-    folder = tmp_path / "multirun"
-    sweep = open_parent(store, folder, num_jobs=4)
-    for i, result in enumerate(ranked):
-        write_job_report(folder / str(i), result)
-    close_sweep(sweep, store)
     rows = list(csv.DictReader((folder / "sweep_results.csv").read_text().splitlines()))
     assert [(r["run_name"], r["rank"]) for r in rows] == [
         ("exp alpha=2", "1"), ("exp alpha=1", "2="), ("exp alpha=3", "2="), ("exp alpha=4", "4")]

@@ -1,20 +1,22 @@
 """The sweep's jobs: Hydra's product, each plugin field kept for the options that have it."""
 
+import re
+
 import pytest
 from conftest import compose
-from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from polyexp.core.errors import ConfigError
 from polyexp.core.settings import plan_from
+from polyexp.run.command_line import parse
 from polyexp.run.job import run_name
 from polyexp.sweep.parent import sweep_key, sweep_name
-from polyexp.sweep.sweeper import expand, sweep_fields_of_swept_groups
+from polyexp.sweep.sweeper import expand
 
 DEFAULTS = {"data": "blobs", "model": "mlp", "optimizer": "sgd", "window": "last", "averaging": "equal"}
 
 
 def jobs(*overrides: str, **choices: str) -> list[list[str]]:
-    return expand(OverridesParser.create().parse_overrides(list(overrides)), {**DEFAULTS, **choices})
+    return expand(parse(overrides), {**DEFAULTS, **choices})
 
 
 def test_a_field_applies_to_the_averagings_that_have_it():
@@ -57,8 +59,8 @@ def test_a_field_no_chosen_option_has_is_refused_in_one_line(overrides, message)
 
 def test_a_sweep_is_named_short_and_known_again_by_its_overrides():
     overrides = ["averaging=exp", "averaging.alpha=1,2,4", "hydra.sweep.dir=x"]
-    assert sweep_name(overrides) == "sweep exp alpha=1,2,4"
-    named = sweep_name(["seeds=10", "data=digits", "averaging=equal,linear"])
+    assert sweep_name(parse(overrides)) == "sweep exp alpha=1,2,4"
+    named = sweep_name(parse(["seeds=10", "data=digits", "averaging=equal,linear"]))
     assert named == "sweep seeds=10 data=digits equal,linear"
 
 
@@ -78,28 +80,13 @@ def test_a_sweep_is_known_again_by_its_jobs_configs_as_the_schema_says():
     assert key == sweep_key("polyexp", plans(("averaging=exp", "averaging.alpha=1.0"), ("averaging=exp",)))
     assert key != sweep_key("polyexp", alphas[:1])
     assert key != sweep_key("other", alphas)
-    assert key != sweep_key("polyexp", alphas, searched=["averaging.alpha=interval(1,2)"])
+    assert key != sweep_key("polyexp", alphas, searched=list(parse(["averaging.alpha=interval(1,2)"])))
 
 
-@pytest.mark.parametrize(("arguments", "expected"), [
-    (["averaging=equal,exp", "averaging.alpha=4", "-m"], ["averaging=equal,exp", "averaging.alpha=choice(4)", "-m"]),
-    (["data=blobs,moons", "data.cluster_std=1.5", "seeds=3", "--multirun"],
-     ["data=blobs,moons", "data.cluster_std=choice(1.5)", "seeds=3", "--multirun"]),
-    # nothing to do: the group is not swept, the field is already swept, no multirun, another sweeper
-    (["averaging=exp", "averaging.alpha=4", "-m"], None),
-    (["averaging=equal,exp", "averaging.alpha=1,2", "-m"], None),
-    (["averaging=equal,exp", "averaging.alpha=4"], None),
-    (["hydra/sweeper=basic", "averaging=equal,exp", "averaging.alpha=4", "-m"], None),
-    (["--config-name", "config", "averaging=equal,exp", "+averaging.beta=4", "-m"], None),
-])
-def test_a_fixed_field_of_a_swept_group_becomes_a_one_value_sweep(arguments, expected):
-    assert sweep_fields_of_swept_groups(arguments) == (arguments if expected is None else expected)
-
-
-def test_a_one_value_sweep_reads_as_its_value_in_the_sweep_name():
-    assert sweep_name(["averaging=equal,exp", "averaging.alpha=choice(4)"]) == "sweep equal,exp alpha=4"
-    assert jobs("averaging=equal,exp", "averaging.alpha=choice(4)") == [
+def test_a_fixed_field_of_a_swept_group_applies_to_the_options_that_have_it():
+    assert jobs("averaging=equal,exp", "averaging.alpha=4") == [
         ["averaging=equal"], ["averaging=exp", "averaging.alpha=4"]]
+    assert sweep_name(parse(["averaging=equal,exp", "averaging.alpha=4"])) == "sweep equal,exp alpha=4"
 
 
 def test_repeated_values_are_repeated_jobs_as_in_hydra():
@@ -113,7 +100,7 @@ def test_a_job_and_its_sweep_are_named_by_one_function():
     assert run_name("exp", overrides, None) == "exp seeds=3 alpha=2"
     assert run_name("exp", overrides, ["averaging.alpha"]) == "exp alpha=2"
     assert run_name("exp", ["+averaging.alpha=7.180374727086953"], None) == "exp alpha=7.18037"
-    assert sweep_name(overrides) == "sweep seeds=3 exp alpha=2"
+    assert sweep_name(parse(overrides)) == "sweep seeds=3 exp alpha=2"
 
 
 def test_another_apps_config_gets_hydras_basic_sweep_with_its_own_fields():
@@ -121,7 +108,7 @@ def test_another_apps_config_gets_hydras_basic_sweep_with_its_own_fields():
 
     from hydra_plugins.polyexp_sweeper import PolyexpSweeper
 
-    overrides = OverridesParser.create().parse_overrides(["model=mlp", "model.foo=1,2", "x=1,1"])
+    overrides = parse(["model=mlp", "model.foo=1,2", "x=1,1"]).overrides
     with pytest.raises(ConfigError, match=r"model\.foo is not a field of the chosen model"):
         jobs("model=mlp", "model.foo=1,2")  # on polyexp's config, mlp has no field foo
     sweeper = PolyexpSweeper(max_batch_size=2)
@@ -130,3 +117,12 @@ def test_another_apps_config_gets_hydras_basic_sweep_with_its_own_fields():
         [["model=mlp", "model.foo=1", "x=1"], ["model=mlp", "model.foo=1", "x=1"]],
         [["model=mlp", "model.foo=2", "x=1"], ["model=mlp", "model.foo=2", "x=1"]],
     ]
+
+
+def test_the_command_line_is_parsed_in_one_module_and_never_rewritten():
+    from conftest import ROOT
+
+    sources = [*(ROOT / "polyexp").rglob("*.py"), *(ROOT / "hydra_plugins").rglob("*.py")]
+    parsing = sorted(str(p.relative_to(ROOT)) for p in sources if "OverridesParser" in p.read_text())
+    assert parsing == ["polyexp/run/command_line.py"]
+    assert not [p for p in sources if re.search(r"sys\.argv(\[[^]]*\])?\s*=[^=]", p.read_text())]  # no rewrite

@@ -139,3 +139,25 @@ def test_one_job_passes_each_module_once(cli: Cli, tmp_path):
     assert [step for step in steps if step in layers] == sorted(layers, key=steps.index)
     assert set(layers) <= set(steps)
     assert report["entries"]["polyexp.run.runner"] == 1
+
+
+def test_a_two_job_sweep_passes_each_module_once(cli: Cli, tmp_path):
+    """The launch wing too: the sweeper, the sweep's parent and its summary, and each job, entered from above only."""
+    report_path = tmp_path / "walk.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "walk.py"), "--report", str(report_path), "--",
+         "averaging=equal,exp", "averaging.alpha=2", "epochs=20", f"hydra.sweep.dir={tmp_path / 'sweep'}", "-m"],
+        cwd=cli.workdir, env=cli.env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sweep: 2 jobs ranked on validation" in result.stdout
+    report = json.loads(report_path.read_text())
+    print(walk.format_report(report))
+    assert [r for r in report["reentries"] if r["called_from"] != PLUGIN_CALL] == []
+    steps = {(s["from"].removeprefix("polyexp."), s["to"].removeprefix("polyexp.")) for s in report["walk"]}
+    assert {("sweep.sweeper", "sweep.parent"), ("sweep.sweeper", "task"), ("sweep.parent", "sweep.summary"),
+            ("sweep.sweeper", "run.command_line")} <= steps
+    assert report["entries"]["polyexp.run.runner"] == 2  # once per job
+    readers = {s["from"].removeprefix("polyexp.") for s in report["walk"] if s["to"] == "polyexp.run.command_line"}
+    # the command line parsed and checked (app, hydra_setup), swept (sweeper), its parent named, jobs named
+    assert readers == {"app", "hydra_setup", "sweep.sweeper", "sweep.parent", "run.job"}

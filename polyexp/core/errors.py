@@ -1,7 +1,7 @@
 """The errors polyexp raises for bad input, bad plugins and failed runs.
 
-Each message alone tells the user what to change. ``polyexp.task`` shows them at the command line as
-Hydra shows its own: one line, no traceback (``HYDRA_FULL_ERROR=1`` shows the traceback).
+Each message alone tells the user what to change. The command shows it alone, in one line, with no
+traceback (``HYDRA_FULL_ERROR=1`` shows the traceback).
 """
 
 from __future__ import annotations

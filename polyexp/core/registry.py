@@ -373,12 +373,17 @@ class Registry:
 
     def __getitem__(self, name: str) -> Plugin:
         self.load_entry_points()
-        if name not in self._plugins:
-            raise ConfigError(
-                f"{self.group}={name!r} is not a registered {self.group} plugin; "
-                f"available: {', '.join(self.names())}"
-            )
+        self.check_option(name)
         return self._plugins[name]
+
+    def check_option(self, name: str) -> None:
+        """ConfigError, naming the close match and the options, when no plugin of the group is ``name``."""
+        if name in self:
+            return
+        names = self.names()
+        close = [n for n in names if name.startswith(n) or n.startswith(name)]  # exponential -> exp
+        hint = f" (did you mean {close[0]}?)" if len(close) == 1 else did_you_mean(name, names)
+        raise ConfigError(f"{self.group}={name}: no such {self.group} option{hint}; options: {', '.join(names)}")
 
     def __contains__(self, name: str) -> bool:
         self.load_entry_points()
@@ -392,8 +397,17 @@ class Registry:
         return [p.name for p in self]
 
     def bind(self, config: Mapping[str, Any]) -> BoundPlugin:
-        """The plugin ``config.name`` with the rest of ``config`` applied."""
-        return self[config["name"]].bind(config)
+        """The plugin ``config.name`` with the rest of ``config`` applied; a field that only other options
+        of the group have is refused naming them (``averaging.alpha`` on ``averaging=equal``)."""
+        plugin = self[config["name"]]
+        own = {p.name for p in plugin.params}
+        for key in config:
+            owners = [other.name for other in self if key in {p.name for p in other.params}]
+            if key != "name" and key not in own and owners:
+                raise ConfigError(f"{self.group}.{key} is not a field of {self.group}={plugin.name} "
+                                  f"({plugin.fields_text()}); {key} is a field of "
+                                  f"{', '.join(f'{self.group}={o}' for o in owners)}: choose one of them")
+        return plugin.bind(config)
 
     def load_entry_points(self) -> None:
         """Import the plugins installed packages declare under ``polyexp.<group>``, once."""

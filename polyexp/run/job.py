@@ -9,8 +9,7 @@ about jobs that failed before they had an MLflow run.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from polyexp.core.averaging import AVERAGINGS
 from polyexp.core.files import write_text
 from polyexp.core.registry import Affects
 from polyexp.core.settings import SETTINGS
+from polyexp.run.command_line import Argument, CommandLine, parse
 from polyexp.run.secrets import redacted
 
 JOB_REPORT = "polyexp_job.json"
@@ -79,38 +79,35 @@ class JobResult:
         return self.summary.get("selected_val_acc")
 
 
-def split_override(override: str) -> tuple[str, str]:
-    """``+averaging.alpha=2`` as ``("averaging.alpha", "2")``: the key without Hydra's ``+``/``~``, and the value."""
-    key, _, value = override.partition("=")
-    return key.lstrip("+~"), value
-
-
 # Overrides that never change a job's numbers (Hydra's, and the settings marked so: where to log, the
 # cache, threads): they name neither a run nor a sweep.
 NOT_NAMING = ("hydra.", "hydra/", *(p.name for p in SETTINGS if p.affects is Affects.NOTHING))
 
 
-def override_words(overrides: Iterable[str]) -> list[str]:
+def naming(command: CommandLine) -> list[Argument]:
+    """The overrides that name a run: those that change a number (not :data:`NOT_NAMING`)."""
+    return [argument for argument in command if not argument.key.startswith(NOT_NAMING)]
+
+
+def override_words(command: CommandLine) -> list[str]:
     """Overrides as a name reads them: the averaging's option and its fields by their own names.
 
-    ``["seeds=3", "averaging=exp", "averaging.alpha=choice(2)"]`` -> ``["seeds=3", "exp", "alpha=2"]``;
-    the overrides that change no number (:data:`NOT_NAMING`) are left out.
+    ``seeds=3 averaging=exp averaging.alpha=2`` -> ``["seeds=3", "exp", "alpha=2"]``; the overrides
+    that change no number (:data:`NOT_NAMING`) are left out.
     """
     words = []
-    for override in overrides:
-        key, value = split_override(override)
-        if key.startswith(NOT_NAMING):
-            continue
-        value = _short(re.sub(r"^choice\((.*)\)$", r"\1", value))
+    for argument in naming(command):
+        value = _short(argument.value)
+        key = argument.key
         words.append(value if key == AVERAGINGS.group else f"{key.removeprefix(AVERAGINGS.group + '.')}={value}")
     return words
 
 
 def run_name(averaging: str, overrides: Sequence[str], swept_keys: Sequence[str] | None) -> str:
     """``exp alpha=2``: the averaging, then the overrides (in a sweep, only the swept ones)."""
-    shown = [o for o in overrides if split_override(o)[0] != AVERAGINGS.group
-             and (swept_keys is None or split_override(o)[0] in swept_keys)]
-    return " ".join([averaging, *override_words(shown)])
+    command = parse(overrides)
+    shown = [a for a in command if a.key != AVERAGINGS.group and (swept_keys is None or a.key in swept_keys)]
+    return " ".join([averaging, *override_words(CommandLine(tuple(shown)))])
 
 
 def _short(value: str) -> str:

@@ -14,8 +14,12 @@ waits for the end of the block::
 
     with held():
         run_id = create_run(...)
-        unclosed[folder] = run_id
+        close_on_exit(end_the_run)
     # a Ctrl-C that came inside the block is raised here
+
+How the command stopped decides its exit status, in one place (:func:`exit_status`), and what is still
+open when it stops (a sweep's parent run, whose owner Hydra skipped) is closed on the way out
+(:func:`close_on_exit`, :func:`close_all`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ _requested: Stop | None = None
 _raised: list[BaseException] = []  # what the handlers raised: where Python loses one, check() raises it again
 _later = 0  # signals after the first
 _holding = 0  # inside held(): a signal is recorded, and raised when the block ends
+_open: list[Callable[[bool], object]] = []  # closers of what is still open: close(interrupted)
 
 
 def on_signals(stops: Mapping[int, Stop]) -> None:
@@ -110,3 +115,31 @@ def check() -> None:
     """Raise the stop a signal asked for, if one came (its first raise may have been lost)."""
     if _requested is not None:
         raise _requested()
+
+
+def close_on_exit(close: Callable[[bool], object]) -> None:
+    """Have :func:`close_all` call ``close(interrupted)`` unless :func:`closed` says it was closed first."""
+    _open.append(close)
+
+
+def closed(close: Callable[[bool], object]) -> None:
+    """``close`` has run: nothing is left for :func:`close_all` to close."""
+    with contextlib.suppress(ValueError):
+        _open.remove(close)
+
+
+def close_all(interrupted: bool) -> None:
+    """Close what is still open, the latest first (a sweep whose owner Hydra skipped when it gave up)."""
+    for close in reversed(list(_open)):
+        close(interrupted)
+
+
+def exit_status(exc: BaseException) -> int:
+    """The command's exit status when ``exc`` ends it: 130 on Ctrl-C (also when Hydra made an error of it),
+    143 on SIGTERM, a SystemExit's own status, else 1."""
+    if isinstance(exc, KeyboardInterrupt) or (isinstance(exc, SystemExit) and isinstance(requested(),
+                                                                                           KeyboardInterrupt)):
+        return 128 + signal.SIGINT
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    return 1

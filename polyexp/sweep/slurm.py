@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.utils import JobReturn
-from hydra.errors import CompactHydraException
 from hydra.types import HydraContext, TaskFunction
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
@@ -39,6 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from polyexp.core.errors import ConfigError, PolyexpError
 from polyexp.run import stop
+from polyexp.run.command_line import refusal
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         try:
             check_submission(self.params)
         except ConfigError as exc:
-            raise CompactHydraException(str(exc)) from exc
+            raise refusal(str(exc)) from exc
 
     def __call__(self, *args: Any) -> JobReturn:  # in the SLURM job
         timeout = f"hydra.launcher.timeout_min={self.params['timeout_min']}"
@@ -77,34 +77,49 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         return None
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        import submitit
-
-        watcher = controller_aware_watcher()
-        if not isinstance(submitit.SlurmJob.watcher, watcher):  # a class attribute: every SlurmJob's
-            submitit.SlurmJob.watcher = watcher(delay_s=60)
         folder = Path(self.params["submitit_folder"]).parent  # one subfolder per SLURM job: .submitit/<id>
         before = set(_job_ids(folder))
         try:
-            return super().launch(job_overrides, initial_job_idx)
+            return self._results(self._submit(job_overrides, initial_job_idx))
         except KeyboardInterrupt:
             submitted = sorted(set(_job_ids(folder)) - before)
             if submitted:
                 subprocess.run(["scancel", *submitted], check=False, capture_output=True)
                 log.info("cancelled the SLURM jobs %s", " ".join(submitted))
             raise
-        except Exception:  # a job ended without a result: wait for the others, keep what they returned
-            return self._results(sorted(set(_job_ids(folder)) - before, key=_array_order))
 
-    def _results(self, job_ids: Sequence[str]) -> list[JobReturn]:
-        import submitit
+    def _submit(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
+        """The jobs, submitted as Hydra's ``launch`` submits them (one job array, this launcher its function).
 
+        Hydra's ``launch`` then waits on submitit's jobs, which only ``sacct`` answers; these are
+        ``controller_aware_job``'s, which the controller answers too.
+        """
+        from hydra.core.singleton import Singleton
+        from hydra.core.utils import filter_overrides
+
+        assert self.config is not None
+        executor = slurm_executor(self.params["submitit_folder"], self.params)
+        log.info("Submitit 'slurm' sweep output dir : %s", self.config.hydra.sweep.dir)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:
+            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
+        arguments = []  # BaseSubmititLauncher.__call__'s, for each job
+        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+            log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+            arguments.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
+        job_class = controller_aware_job()
+        return [job_class(executor.folder, job.job_id, tasks=range(job.num_tasks))
+                for job in executor.map_array(self, *zip(*arguments, strict=True))]
+
+    def _results(self, jobs: Sequence[Any]) -> list[JobReturn]:
+        """Every job's result, in order, once all have ended; a job that left none is logged, with its state."""
         results = []
-        for job_id in job_ids:
-            job = submitit.SlurmJob(self.params["submitit_folder"], job_id)
+        for job in jobs:
             try:
                 results.append(job.results()[0])
             except Exception:
-                log.error("SLURM job %s ended %s without a result (its log: %s)", job_id, job.state,
+                log.error("SLURM job %s ended %s without a result (its log: %s)", job.job_id, job.state,
                           job.paths.stderr)
         return results
 
@@ -115,8 +130,13 @@ UNFINISHED = frozenset({"READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "C
 
 
 @functools.cache
-def controller_aware_watcher() -> type:
-    from submitit.slurm.slurm import SlurmInfoWatcher  # here: submitit loads only when a SLURM sweep runs
+def controller_aware_job() -> type:
+    """submitit's ``SlurmJob`` with a watcher of its own, which asks the controller too (see the module docstring).
+
+    A subclass, so that submitit's ``SlurmJob`` and its shared watcher stay as they are in the process.
+    """
+    from submitit import SlurmJob  # here: submitit loads only when a SLURM sweep runs
+    from submitit.slurm.slurm import SlurmInfoWatcher
 
     class Watcher(SlurmInfoWatcher):
         """submitit's ``sacct`` watcher, and ``scontrol`` for a job that ``sacct`` still calls unfinished."""
@@ -136,7 +156,12 @@ def controller_aware_watcher() -> type:
                                    check=False, timeout=30)
             return controller_state(state, found.returncode, found.stdout + found.stderr)
 
-    return Watcher
+    class ControllerAwareJob(SlurmJob):
+        """A SLURM job whose state polyexp's watcher gives (one for all these jobs, as submitit shares its own)."""
+
+        watcher = Watcher(delay_s=60)
+
+    return ControllerAwareJob
 
 
 def controller_state(accounting: str, returncode: int, scontrol_output: str) -> str:
@@ -189,10 +214,6 @@ def _job_ids(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if p.name.replace("_", "").isdigit()] if folder.is_dir() else []
 
 
-def _array_order(job_id: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in job_id.split("_"))
-
-
 def check_submission(params: Mapping[str, Any]) -> None:
     """Ask SLURM whether it would take these jobs (``sbatch --test-only``); ConfigError naming the setting if not."""
     if shutil.which("sbatch") is None:
@@ -207,20 +228,27 @@ def check_submission(params: Mapping[str, Any]) -> None:
     raise ConfigError(f"{named}: the SLURM cluster refuses the jobs ({refusal})")
 
 
+def slurm_executor(folder: str | Path, params: Mapping[str, Any]) -> Any:
+    """submitit's executor for these launcher settings, built as Hydra's submitit launcher builds it."""
+    from submitit import AutoExecutor  # here: Hydra's plugin scan imports this module on every command
+
+    init = {"slurm_max_num_timeout": params["max_num_timeout"]} if "max_num_timeout" in params else {}
+    executor = AutoExecutor(folder=folder, cluster="slurm", **init)
+    generic = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{name if name in generic else f"slurm_{name}": value for name, value in params.items()
+                                  if name not in ("submitit_folder", "max_num_timeout")})
+    return executor
+
+
 def sbatch_refusal(params: Mapping[str, Any]) -> str | None:
     """sbatch's error line for a job with these launcher settings, or None if SLURM would take it."""
-    from submitit import AutoExecutor  # here: Hydra's plugin scan imports this module on every command
+    # Private: submitit writes its sbatch script only on submitting (tests/test_third_party_pins.py pins it).
     from submitit.slurm.slurm import _make_sbatch_string
 
-    given = {name: value for name, value in params.items()
-             if value is not None and name not in ("submitit_folder", "max_num_timeout")}
     with tempfile.TemporaryDirectory() as folder:
-        executor = AutoExecutor(folder=folder, cluster="slurm")
-        generic = set(OmegaConf.structured(BaseQueueConf).keys())  # as Hydra's launcher passes them
-        executor.update_parameters(**{name if name in generic else f"slurm_{name}": value
-                                      for name, value in given.items()})
+        executor = slurm_executor(folder, {name: value for name, value in params.items() if value is not None})
         script = Path(folder) / "check.sh"
-        script.write_text(_make_sbatch_string(command="true", folder=folder, **executor._executor.parameters))
+        script.write_text(_make_sbatch_string(command="true", folder=folder, **executor.parameters))
         found = subprocess.run(["sbatch", "--test-only", str(script)], capture_output=True, text=True, check=False)
     if found.returncode == 0:
         return None

@@ -29,8 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override, OverrideType
+from hydra.core.override_parser.types import Override
 from hydra.errors import CompactHydraException, HydraException
 from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
@@ -38,6 +37,7 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig
 
 from polyexp.core.errors import ConfigError, PolyexpError
+from polyexp.run.command_line import Argument, CommandLine, parse_strictly, refusal
 
 if TYPE_CHECKING:
     from polyexp.core.settings import Plan
@@ -66,17 +66,16 @@ class PluginAwareSweeper(BasicSweeper):
             return super().sweep(arguments)
         from polyexp.sweep.parent import SweepParent, sweep_key
 
-        given = [*self._parse_config(), *arguments]
-        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        command = parse_strictly([*self._parse_config(), *arguments], self.hydra_context.config_loader)
         try:
-            jobs = expand(parser.parse_overrides(given), self.config.hydra.runtime.choices)
+            jobs = expand(command, self.config.hydra.runtime.choices)
             started = time.perf_counter()
             plans = self.check(jobs)
             log.debug("checked %d jobs in %.2f s", len(jobs), time.perf_counter() - started)
             key = sweep_key(self.config.tracking.experiment, plans)
-            parent = SweepParent.open(self.config, given, key, num_jobs=len(jobs))
+            parent = SweepParent.open(self.config, command, key, num_jobs=len(jobs))
         except PolyexpError as exc:
-            raise CompactHydraException(str(exc)) from exc
+            raise refusal(str(exc)) from exc
         with parent:
             return super().sweep(arguments)
 
@@ -85,7 +84,8 @@ class PluginAwareSweeper(BasicSweeper):
         assert self.config is not None
         if not is_polyexp_config(self.config):
             return BasicSweeper.split_arguments(overrides, max_batch_size)
-        jobs = expand(overrides, self.config.hydra.runtime.choices)
+        jobs = expand(CommandLine(tuple(Argument(o.input_line or "", o) for o in overrides)),
+                      self.config.hydra.runtime.choices)
         return list(self.split_overrides_to_chunks(jobs, max_batch_size))
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
@@ -131,51 +131,15 @@ def is_polyexp_config(config: DictConfig | None) -> bool:
     return config is not None and all(name in config for name in names)
 
 
-def sweep_fields_of_swept_groups(arguments: Sequence[str]) -> list[str]:
-    """A multirun's command line with ``averaging.alpha=4`` beside ``averaging=equal,exp`` as ``choice(4)``.
-
-    Hydra composes a multirun's fixed overrides into the group's default option before any sweeper
-    runs, so ``averaging.alpha=4`` fails on ``equal`` (which has no alpha) before this sweeper could
-    apply it to ``exp`` alone. Written as a one-value sweep it reaches the sweeper, which keeps it for
-    the options that have it. Arguments are left as given unless polyexp's sweeper runs a multirun.
-    """
-    from polyexp.core.settings import GROUPS
-
-    given = list(arguments)
-    if not {"-m", "--multirun"} & set(given) or any(
-            a.startswith("hydra/sweeper=") and a != "hydra/sweeper=polyexp" for a in given):
-        return given
-    parser = OverridesParser.create()
-
-    def parsed(argument: str) -> Override | None:
-        if argument.startswith("-") or "=" not in argument:
-            return None
-        try:
-            return parser.parse_override(argument)
-        except HydraException:
-            return None  # Hydra reports it
-
-    groups = {registry.group for registry in GROUPS}
-    overrides = [parsed(argument) for argument in given]
-    swept = {o.get_key_element() for o in overrides
-             if o is not None and o.is_sweep_override() and o.get_key_element() in groups}
-    for i, override in enumerate(overrides):
-        field = None if override is None or override.is_sweep_override() else plugin_field(override, swept)
-        if field is not None:
-            key, _, value = given[i].partition("=")
-            given[i] = f"{key}=choice({value})"
-    return given
-
-
-def plugin_field(override: Override, groups: Iterable[str]) -> tuple[str, str] | None:
-    """``(group, field)`` when ``override`` sets a field of one of ``groups``' options (``averaging.alpha=``)."""
-    group, dot, name = override.get_key_element().partition(".")
-    if dot and group in groups and override.type == OverrideType.CHANGE and "." not in name:
+def plugin_field(argument: Argument, groups: Iterable[str]) -> tuple[str, str] | None:
+    """``(group, field)`` when ``argument`` sets a field of one of ``groups``' options (``averaging.alpha=``)."""
+    group, dot, name = argument.override.get_key_element().partition(".")
+    if dot and group in groups and argument.changes and "." not in name:
         return group, name
     return None
 
 
-def expand(overrides: Sequence[Override], choices: Mapping[str, Any]) -> list[list[str]]:
+def expand(command: CommandLine, choices: Mapping[str, Any]) -> list[list[str]]:
     """The jobs of a sweep: the product of the swept values, each plugin field kept for the options that have it.
 
     ``choices`` are the groups' options when the overrides do not choose one (the defaults).
@@ -185,15 +149,13 @@ def expand(overrides: Sequence[Override], choices: Mapping[str, Any]) -> list[li
     registries = {registry.group: registry for registry in GROUPS}
     axes: dict[str, list[str]] = {}  # key -> its "key=value" alternatives
     fields: dict[str, dict[str, tuple[str, list[str]]]] = {}  # group -> key -> (field, alternatives)
-    for override in overrides:
-        key = override.get_key_element()
-        if override.is_sweep_override() and not override.is_discrete_sweep():
-            raise ConfigError(f"{key}: {override.value_type.name} sweeps need an optimising sweeper "
+    for argument in command:
+        key = argument.override.get_key_element()
+        if not argument.discrete:
+            raise ConfigError(f"{key}: {argument.override.value_type.name} sweeps need an optimising sweeper "
                               "(hydra/sweeper=optuna); polyexp's sweeper takes lists, range() and glob()")
-        values = list(override.sweep_string_iterator()) if override.is_sweep_override() \
-            else [override.get_value_element_as_str()]
-        alternatives = [f"{key}={value}" for value in values]
-        field = plugin_field(override, registries)
+        alternatives = [f"{key}={value}" for value in argument.values]
+        field = plugin_field(argument, registries)
         if field is not None:
             group, name = field
             fields.setdefault(group, {})[key] = (name, alternatives)
