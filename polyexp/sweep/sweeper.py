@@ -76,8 +76,11 @@ class PluginAwareSweeper(BasicSweeper):
             parent = SweepParent.open(self.config, command, key, num_jobs=len(jobs))
         except PolyexpError as exc:
             raise refusal(str(exc)) from exc
-        with parent:
-            return super().sweep(arguments)
+        try:
+            with parent:
+                return super().sweep(arguments)
+        except CompactHydraException as exc:  # a job's one-line error, logged with its overrides: no trailer
+            raise refusal(str(exc)) from exc
 
     def split_arguments(self, overrides: list[Override], max_batch_size: int | None) -> list[list[list[str]]]:
         """Hydra's hook for the jobs, in batches: the plugin-aware product on polyexp's config."""
