@@ -1,12 +1,15 @@
-"""The studies docs/studies.md publishes, run by one command that writes their tables.
+"""The studies docs/studies.md and docs/baselines.md publish, run by one command that writes their tables.
 
 Each study is one polyexp sweep, run as a user runs it (``python -m polyexp ... -m``) in a folder of
-its own with its own store; its jobs' ``summary.json`` (means over seeds with 95% t intervals) become
-a Markdown table, written into the page between ``<!-- study:NAME:start -->`` and
-``<!-- study:NAME:end -->`` with the command that wrote it::
+its own with its own store; its jobs' ``summary.json`` (means over seeds with 95% t intervals), or
+values per seed read from their ``results.csv`` and ``averages.csv``, become a Markdown table, written
+into the study's page (``PAGES``; docs/studies.md unless named) between ``<!-- study:NAME:start -->``
+and ``<!-- study:NAME:end -->`` with the command that wrote it::
 
-    python benchmarks/studies.py --write docs/studies.md            # every study
+    python benchmarks/studies.py --write docs/studies.md            # every study of that page
+    python benchmarks/studies.py --write docs/studies.md docs/baselines.md   # every study
     python benchmarks/studies.py schedules --work /tmp/studies      # one, printed, its runs kept
+    python benchmarks/studies.py calibration --write docs/baselines.md       # one, into its page
 
 A study whose command, code and seeds are unchanged gives the same numbers (polyexp's determinism).
 The text around a table claims only what the table's intervals show: a difference whose interval
@@ -34,11 +37,24 @@ STUDIES: dict[str, list[str]] = {
                       "optimizer.update=paper,keras", *IN_TRAINING],
     "digits_cnn": ["data=digits", "model=cnn", "epochs=100", "seeds=30", "seed=1000", "schedule=constant,cosine,wsd",
                    "optimizer=sgd", "ema_decays=[0.99,0.999]", "swa_start=80"],
+    # docs/baselines.md: BatchNorm statistics recomputed or averaged (the two jobs share one training: the
+    # trajectory cache's key leaves scoring settings out), at three windows; the greedy soup; calibration.
+    "batchnorm_last": ["data=digits", "model=cnn", "seeds=5", "recompute_bn=true,false"],
+    "batchnorm_strided": ["data=digits", "model=cnn", "seeds=5", "window=strided", "window.stride=25",
+                          "recompute_bn=true,false"],
+    "batchnorm_early": ["data=digits", "model=cnn", "epochs=60", "seeds=5", "window=strided", "window.stride=5",
+                        "recompute_bn=true,false"],
+    "greedy_soup": ["data=digits", "model=cnn", "seeds=5", "averaging=greedy_soup,equal", *IN_TRAINING],
+    "calibration": ["seeds=10"],
 }
 
+# The page each study's block is in, when not docs/studies.md.
+PAGES: dict[str, str] = {name: "docs/baselines.md" for name in
+                         ("batchnorm_last", "batchnorm_strided", "batchnorm_early", "greedy_soup", "calibration")}
+
 # Paired over seeds (the jobs of a study run the same seeds): (label, (job, what), (job, what)), a job named
-# by a part of its run name, "what" one of: last (the last checkpoint), average (at the n selected on
-# validation), or an in-training average (ema_0.999, swa, schedule_free_x).
+# by a part of its run name, "what" a key of ``per_seed``: last (the last checkpoint), average (at the n selected
+# on validation), an in-training average (ema_0.999, swa, schedule_free_x), ...
 COMPARISONS: dict[str, list[tuple[str, tuple[str, str], tuple[str, str]]]] = {
     "schedules": [
         ("constant rate, averaged, minus cosine's last checkpoint", ("constant", "average"), ("cosine", "last")),
@@ -58,7 +74,33 @@ COMPARISONS: dict[str, list[tuple[str, tuple[str, str], tuple[str, str]]]] = {
         ("wsd, last checkpoint, minus cosine's", ("wsd", "last"), ("cosine", "last")),
         ("constant rate, EMA 0.999, minus its average", ("constant", "ema_0.999"), ("constant", "average")),
     ],
+    **{study: [
+        ("recomputed minus averaged statistics: the average, mean over n = 1..10",
+         ("recompute_bn=True", "average_over_n"), ("recompute_bn=False", "average_over_n")),
+        ("recomputed minus averaged statistics: n = 1 (the last checkpoint)",
+         ("recompute_bn=True", "average_1"), ("recompute_bn=False", "average_1")),
+        ("recomputed minus averaged statistics: n = 10 (the average of all 10)",
+         ("recompute_bn=True", "average_10"), ("recompute_bn=False", "average_10")),
+    ] for study in ("batchnorm_last", "batchnorm_strided", "batchnorm_early")},
+    "greedy_soup": [
+        ("greedy soup minus the last checkpoint", ("greedy_soup", "average"), ("greedy_soup", "last")),
+        ("greedy soup minus the equal average", ("greedy_soup", "average"), ("equal", "average")),
+        ("output ensemble minus the greedy soup", ("greedy_soup", "ensemble"), ("greedy_soup", "average")),
+        ("EMA 0.99 minus the greedy soup", ("greedy_soup", "ema_0.99"), ("greedy_soup", "average")),
+        ("EMA 0.999 minus the greedy soup", ("greedy_soup", "ema_0.999"), ("greedy_soup", "average")),
+        ("SWA minus the greedy soup", ("greedy_soup", "swa"), ("greedy_soup", "average")),
+        ("SWA minus the last checkpoint", ("greedy_soup", "swa"), ("greedy_soup", "last")),
+    ],
+    "calibration": [
+        ("the average of all 10 minus the last checkpoint", ("equal", "average_10_ece"), ("equal", "last_ece")),
+        ("the output ensemble of all 10 minus the last checkpoint", ("equal", "ensemble_10_ece"),
+         ("equal", "last_ece")),
+        ("the output ensemble of all 10 minus the average of all 10", ("equal", "ensemble_10_ece"),
+         ("equal", "average_10_ece")),
+    ],
 }
+# What a study's comparisons compare, when not test accuracy.
+COMPARED: dict[str, str] = {"calibration": "test ECE"}
 
 COLUMNS = [  # (header, summary key): test accuracy, mean of the seeds [95% interval]
     ("last checkpoint", "last_test_acc"),
@@ -68,6 +110,28 @@ COLUMNS = [  # (header, summary key): test accuracy, mean of the seeds [95% inte
     ("SWA", "test_swa_acc"),
     ("schedule-free x", "test_schedule_free_x_acc"),
 ]
+# A study's own columns, in place of COLUMNS.
+STUDY_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "greedy_soup": [*COLUMNS[:3], ("output ensemble at its own n selected on validation", "ensemble_selected_test_acc"),
+                    ("EMA 0.99", "test_ema_0.99_acc"), *COLUMNS[3:]],
+}
+
+# A study whose table holds values per seed (``per_seed``) rather than the jobs' summaries: the sentence
+# above it (``{rows}`` and ``{seeds}`` filled in) and its columns (header, what of ``per_seed``).
+PER_SEED_TABLES: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "calibration": (
+        "Test expected calibration error ({rows} rows, 15 equal-width bins of confidence; lower is better), mean "
+        "of {seeds} [95% t interval], from each seed's `results.csv`; the last 10 epochs averaged with equal "
+        "weights.",
+        [("last checkpoint", "last_ece"), ("average of all 10", "average_10_ece"),
+         ("output ensemble of all 10", "ensemble_10_ece"), ("average at the n selected on validation",
+                                                            "average_ece")]),
+}
+
+
+def page(study: str) -> str:
+    """The page whose block holds the study's table, as its command names it."""
+    return PAGES.get(study, "docs/studies.md")
 
 
 def command(study: str) -> str:
@@ -91,18 +155,34 @@ def run(study: str, work: Path) -> list[dict]:
 
 
 def per_seed(folder: Path, summary: dict) -> dict[str, list[float]]:
-    """Each seed's test accuracy, in seed order: the last checkpoint, the average at the selected n, and
-    every in-training average."""
+    """Each seed's test accuracy, in seed order: the last checkpoint (``last``), the average at the selected
+    n (``average``), the output ensemble at its selected n (``ensemble``), every in-training average (by
+    its name); the average of the n latest (``average_N``, for every n: n = 1 is the last checkpoint scored
+    as the averages are) and the mean over n = 1..K of the average (``average_over_n``); and the test ECE of
+    each, ``..._ece`` (the output ensemble of the n latest: ``ensemble_N_ece``)."""
     rows = list(csv.DictReader((folder / "results.csv").read_text().splitlines()))
     seeds = sorted({int(r["seed"]) for r in rows})
     at = {(int(r["seed"]), int(r["n"])): r for r in rows}
-    n = int(summary["selected_n"])
-    values = {"last": [float(at[s, 1]["test_single_acc"]) for s in seeds],
-              "average": [float(at[s, n]["test_average_acc"]) for s in seeds]}
+    ns = sorted({int(r["n"]) for r in rows})
+    n, n_ensemble = int(summary["selected_n"]), int(summary.get("ensemble_selected_n", summary["selected_n"]))
+
+    def column(key: str, n: int) -> list[float]:
+        return [float(at[s, n][key]) for s in seeds]
+
+    values = {"last": column("test_single_acc", 1), "average": column("test_average_acc", n),
+              "ensemble": column("test_ensemble_acc", n_ensemble),
+              "average_over_n": [sum(float(at[s, k]["test_average_acc"]) for k in ns) / len(ns) for s in seeds],
+              "last_ece": column("test_single_ece", 1), "average_ece": column("test_average_ece", n),
+              "ensemble_ece": column("test_ensemble_ece", n_ensemble)}
+    for k in ns:
+        values[f"average_{k}"] = column("test_average_acc", k)
+        values[f"average_{k}_ece"] = column("test_average_ece", k)
+        values[f"ensemble_{k}_ece"] = column("test_ensemble_ece", k)
     averages = folder / "averages.csv"
     if averages.exists():
         for r in sorted(csv.DictReader(averages.read_text().splitlines()), key=lambda r: int(r["seed"])):
             values.setdefault(r["average"], []).append(float(r["test_acc"]))
+            values.setdefault(f"{r['average']}_ece", []).append(float(r["test_ece"]))
     return values
 
 
@@ -128,8 +208,9 @@ def comparisons(study: str, jobs: list[dict]) -> list[str]:
         lines.append(f"| {label} | {mean:+.4f} [{low:+.4f}, {high:+.4f}] | {verdict} |")
     if not lines:
         return []
-    return ["", "Paired over the seeds (difference of test accuracy, 95% t interval; \"not shown apart\": the "
-            "interval holds 0):", "", "| comparison | difference | |", "|---|---|---|", *lines]
+    return ["", f"Paired over the seeds (difference of {COMPARED.get(study, 'test accuracy')}, 95% t interval; "
+            "\"not shown apart\": the interval holds 0):", "", "| comparison | difference | |", "|---|---|---|",
+            *lines]
 
 
 def interval(summary: dict, key: str, signed: bool = False) -> str:
@@ -144,19 +225,39 @@ def interval(summary: dict, key: str, signed: bool = False) -> str:
     return text
 
 
+def seed_interval(values: list[float]) -> str:
+    """Values per seed as their mean and 95% t interval (polyexp's), to four decimals: ``0.0625 [0.0555, 0.0695]``."""
+    import numpy as np
+
+    from polyexp.core.statistics import mean_ci
+
+    estimate = mean_ci(np.asarray(values)[:, None])
+    return f"{estimate.mean[0]:.4f} [{estimate.low[0]:.4f}, {estimate.high[0]:.4f}]"
+
+
 def table(study: str, jobs: list[dict]) -> str:
-    columns = [(h, k) for h, k in COLUMNS if any(k in j["summary"] for j in jobs)]
     seeds = sorted({tuple(j["summary"]["seeds"]) for j in jobs})
     if len(seeds) != 1:
         raise SystemExit(f"the jobs of {study} ran different seeds: {seeds}")
     (seeds,) = seeds
-    lines = [f"Written by `python benchmarks/studies.py {study} --write docs/studies.md`, which runs:",
-             "", "```sh", command(study), "```", "",
-             f"Test accuracy ({jobs[0]['test_rows']} rows), mean of {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}) "
-             "[95% t interval]; n is selected on validation; the gain is paired over seeds, from the last "
-             "checkpoint scored as the averages are (with BatchNorm, its statistics recomputed too).", "",
-             "| job | selected n | " + " | ".join(h for h, _ in columns) + " |",
-             "|---|---|" + "---|" * len(columns)]
+    lines = [f"Written by `python benchmarks/studies.py {study} --write {page(study)}`, which runs:",
+             "", "```sh", command(study), "```", ""]
+    seed_text = f"{len(seeds)} seeds ({seeds[0]}..{seeds[-1]})"
+    if study in PER_SEED_TABLES:
+        sentence, columns = PER_SEED_TABLES[study]
+        lines += [sentence.format(rows=jobs[0]["test_rows"], seeds=seed_text), "",
+                  "| job | selected n | " + " | ".join(h for h, _ in columns) + " |",
+                  "|---|---|" + "---|" * len(columns)]
+        for job in jobs:
+            cells = [seed_interval(job["per_seed"][what]) for _, what in columns]
+            lines.append(f"| `{job['name']}` | {int(job['summary']['selected_n'])} | " + " | ".join(cells) + " |")
+        return "\n".join(lines + comparisons(study, jobs))
+    columns = [(h, k) for h, k in STUDY_COLUMNS.get(study, COLUMNS) if any(k in j["summary"] for j in jobs)]
+    lines += [f"Test accuracy ({jobs[0]['test_rows']} rows), mean of {seed_text} "
+              "[95% t interval]; n is selected on validation; the gain is paired over seeds, from the last "
+              "checkpoint scored as the averages are (with BatchNorm, its statistics recomputed too).", "",
+              "| job | selected n | " + " | ".join(h for h, _ in columns) + " |",
+              "|---|---|" + "---|" * len(columns)]
     for job in jobs:
         s = job["summary"]
         cells = [interval(s, k, signed=k.endswith("gain_vs_last")) for _, k in columns]
@@ -176,20 +277,35 @@ def write_block(page: Path, study: str, text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("studies", nargs="*", help=f"the studies to run, of {', '.join(STUDIES)} (default: all)")
-    parser.add_argument("--write", type=Path, help="the page whose study blocks get the tables")
+    parser.add_argument("studies", nargs="*", help=f"the studies to run, of {', '.join(STUDIES)} (default: all, "
+                        "or with --write, every study of the pages named)")
+    all_pages = ", ".join(sorted({page(s) for s in STUDIES}))
+    parser.add_argument("--write", type=Path, nargs="+", metavar="PAGE",
+                        help=f"the pages whose study blocks get the tables (of {all_pages}); each study is "
+                        "written into its own page")
     parser.add_argument("--work", type=Path, help="where the sweeps run (default: a temporary folder)")
     args = parser.parse_args()
     unknown = [s for s in args.studies if s not in STUDIES]
     if unknown:
         parser.error(f"no study {', '.join(unknown)}: choose among {', '.join(STUDIES)}")
+    pages = {path.resolve(): path for path in args.write or []}
+    known = {(ROOT / page(s)).resolve() for s in STUDIES}
+    if set(pages) - known:
+        parser.error(f"no study is written into {', '.join(str(pages[p]) for p in set(pages) - known)}")
+    studies = args.studies or [s for s in STUDIES if not pages or (ROOT / page(s)).resolve() in pages]
+    elsewhere = [s for s in studies if pages and (ROOT / page(s)).resolve() not in pages]
+    if elsewhere:
+        parser.error("; ".join(f"{s} is written into {page(s)}" for s in elsewhere))
+    for study in studies if pages else []:  # before hours of sweeps, not after
+        if f"<!-- study:{study}:start -->" not in (ROOT / page(study)).read_text():
+            parser.error(f"{page(study)} has no <!-- study:{study}:start --> ... <!-- study:{study}:end --> block")
     with tempfile.TemporaryDirectory() as temporary:
         work = args.work or Path(temporary)
-        for study in args.studies or list(STUDIES):
+        for study in studies:
             text = table(study, run(study, work / study))
             print(text)
-            if args.write:
-                write_block(args.write, study, text)
+            if pages:
+                write_block(ROOT / page(study), study, text)
 
 
 if __name__ == "__main__":

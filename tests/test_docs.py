@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -77,17 +78,98 @@ def test_a_marked_command_runs(command, tmp_path):
     assert not (tmp_path / "mlflow.db").exists()  # a quick command logs nothing
 
 
-def test_every_table_of_the_studies_page_is_written_by_the_script_that_names_its_command():
+def load_studies():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("studies", ROOT / "benchmarks" / "studies.py")
     studies = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(studies)
-    page = (ROOT / "docs" / "studies.md").read_text()
-    blocks = dict(re.findall(r"<!-- study:(\w+):start -->\n(.*?)\n<!-- study:\1:end -->", page, re.S))
-    assert set(blocks) == set(studies.STUDIES)
-    for name, block in blocks.items():
-        assert block.startswith(f"Written by `python benchmarks/studies.py {name} --write docs/studies.md`")
+    return studies
+
+
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+STUDY_PAGES = ["docs/studies.md", "docs/baselines.md"]  # every table of these is a study's, written by studies.py
+BLOCK = re.compile(r"<!-- study:(\w+):start -->\n(.*?)\n<!-- study:\1:end -->", re.S)
+
+
+def fenced(lines: list[str]) -> list[bool]:
+    """For each line, whether it is inside a code fence (the fence lines included)."""
+    inside, flags = False, []
+    for line in lines:
+        fence = line.lstrip().startswith("```")
+        flags.append(inside or fence)
+        inside ^= fence
+    return flags
+
+
+def tables(text: str) -> list[tuple[int, int]]:
+    """Each Markdown table of a page (a run of lines starting with ``|``, indented or not, outside code
+    fences), as the index of its first line and of the line after it."""
+    lines = text.splitlines()
+    rows = [line.lstrip().startswith("|") and not inside for line, inside in zip(lines, fenced(lines), strict=True)]
+    return [(i, next((j for j in range(i, len(rows)) if not rows[j]), len(rows)))
+            for i in range(len(rows)) if rows[i] and (i == 0 or not rows[i - 1])]
+
+
+COMMAND = re.compile(r"^python (?:-m ([\w.]+)|([\w./-]+\.py))")
+
+
+def script_of(command: str) -> Path | None:
+    """The repository's file a ``python ...`` command runs (``-m a.b``: a/b.py or a/b/__main__.py); None if not ours."""
+    match = COMMAND.match(command)
+    if not match:
+        return None
+    module, path = match.groups()
+    candidates = [ROOT / path] if path else [ROOT / f"{module.replace('.', '/')}.py",
+                                             ROOT / module.replace(".", "/") / "__main__.py"]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def commands_in(text: str) -> list[str]:
+    """The commands a piece of a page names: in backticks, or on a line of a code fence."""
+    inline = re.findall(r"(?<!`)`(python [^`\n]+)`", text)
+    fenced = [line.strip() for block in re.findall(r"^```\w*\n(.*?)^```", text, re.S | re.M)
+              for line in block.splitlines()]
+    return [c for c in inline + fenced if c.startswith("python ")]
+
+
+@pytest.mark.parametrize("page", STUDY_PAGES)
+def test_every_table_of_a_study_page_is_written_by_the_script_that_names_its_command(page):
+    studies = load_studies()
+    text = (ROOT / page).read_text()
+    blocks = BLOCK.findall(text)
+    names = [name for name, _ in blocks]
+    assert len(names) == len(set(names)), f"a study has two blocks in {page}"
+    assert set(names) <= set(studies.STUDIES), f"blocks in {page} of no study of benchmarks/studies.py"
+    assert set(names) == {s for s in studies.STUDIES if studies.page(s) == page}
+    for name, block in blocks:
+        assert block.startswith(f"Written by `python benchmarks/studies.py {name} --write {page}`")
         assert f"```sh\n{studies.command(name)}\n```" in block  # the sweep it ran, as a user runs it
-    outside = re.sub(r"<!-- study:(\w+):start -->.*?<!-- study:\1:end -->", "", page, flags=re.S)
-    assert not re.search(r"^\|", outside, re.M), "a table in docs/studies.md that benchmarks/studies.py did not write"
+        assert tables(block), f"the block of {name} in {page} holds no table"
+    outside = BLOCK.sub("", text)
+    assert not tables(outside), f"a table in {page} that benchmarks/studies.py did not write"
+
+
+@pytest.mark.parametrize("page", [p for p in DOCS if f"docs/{p.name}" not in STUDY_PAGES], ids=lambda p: p.name)
+def test_every_table_in_docs_names_the_command_that_wrote_it(page):
+    """Between a table and the heading or table before it (or in its header row), a command of the
+    repository's in backticks: ``python benchmarks/...``, ``python -m polyexp...``, whose script exists."""
+    lines = page.read_text().splitlines()
+    heading = [line.startswith("#") and not inside for line, inside in zip(lines, fenced(lines), strict=True)]
+    previous_end, unnamed = 0, []
+    for start, end in tables(page.read_text()):
+        after = max([previous_end, *(i for i in range(previous_end, start) if heading[i])])
+        if not any(script_of(c) for c in commands_in("\n".join(lines[after:start + 1]))):
+            unnamed.append(f"line {start + 1}: {lines[start].strip()}")
+        previous_end = end
+    assert not unnamed, f"tables of {page.name} that name no command of the repository: {unnamed}"
+
+
+def test_the_table_check_finds_tables_and_the_scripts_of_commands():
+    assert tables("a\n| x | y |\n|---|---|\n| 1 | 2 |\nb\n  | indented |\n```\n| fenced |\n```\n") == [(1, 4), (5, 6)]
+    assert script_of("python benchmarks/studies.py x --write docs/studies.md") == ROOT / "benchmarks" / "studies.py"
+    assert script_of("python -m polyexp seeds=10 -m") == ROOT / "polyexp" / "__main__.py"
+    assert script_of("python -m polyexp.plugins schedule") == ROOT / "polyexp" / "plugins.py"
+    assert script_of("python benchmarks/nothing.py") is None and script_of("python -m cProfile -m polyexp") is None
+    assert commands_in("run `python a.py` and\n```sh\npython -m polyexp -m\n```\n``x``") == [
+        "python a.py", "python -m polyexp -m"]
