@@ -4,17 +4,18 @@ included: Ctrl-C stops it quietly (exit 130), SIGTERM with its runs ended (143).
 import signal
 import sys
 
-from polyexp.run import stop
+from polyexp.run.stop import interrupted, process_stop, terminated
 
 
 def main() -> None:
-    stop.on_signals({signal.SIGINT: stop.interrupted, signal.SIGTERM: stop.terminated})
+    stop = process_stop()
+    stop.on_signals({signal.SIGINT: interrupted, signal.SIGTERM: terminated})
     try:
         from polyexp.app import cli
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    cli()
+    cli(stop)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,11 @@ from polyexp.core.averaging import AVERAGINGS
 from polyexp.core.errors import PolyexpError, full_disk
 from polyexp.core.settings import plan_from
 from polyexp.hydra_setup import config_path, register_configs
-from polyexp.run import secrets, stop
+from polyexp.run import secrets
 from polyexp.run.command_line import refusal
 from polyexp.run.job import Job, JobResult, run_name, write_job_report
 from polyexp.run.quiet import import_tensorflow
+from polyexp.run.stop import Terminated, process_stop
 from polyexp.sweep.parent import read_sweep
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ except PolyexpError as exc:  # a POLYEXP_PLUGINS module that does not import: on
 @hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """One Hydra job; returns its validation score (what an optimising sweeper maximises)."""
-    stop.check()  # a Ctrl-C that an earlier job of the sweep lost stops the sweep here
+    process_stop().check()  # a Ctrl-C that an earlier job of the sweep lost stops the sweep here
     return run_or_skip(cfg, current_job()).selected_val_acc
 
 
@@ -98,7 +99,7 @@ def failure_reason(exc: BaseException) -> str:
     """Why a job ended without a result, never empty: ``interrupted (Ctrl-C)`` for a bare KeyboardInterrupt."""
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted (Ctrl-C)"
-    if isinstance(exc, stop.Terminated):
+    if isinstance(exc, Terminated):
         return "terminated (SIGTERM)"
     return str(exc) or type(exc).__name__
 

@@ -1,25 +1,26 @@
-"""polyexp.run.stop: a signal stops the job wherever it lands, and never cuts a held block in two."""
+"""polyexp.run.stop: a signal stops the job wherever it lands, never cuts a held block in two, and decides
+the command's exit status; what is still open is closed on the way out."""
 
 import os
 import signal
 
 import pytest
 
-from polyexp.run import stop
+from polyexp.run.stop import Stop, Terminated, interrupted, process_stop, terminated
 
 
 @pytest.fixture
-def handlers():
-    """polyexp's SIGINT handler for one test, and Python's again after it."""
-    before = signal.getsignal(signal.SIGINT)
-    stop.on_signals({signal.SIGINT: stop.interrupted})
-    yield
-    signal.signal(signal.SIGINT, before)
-    stop._requested = None
-    stop._raised.clear()
+def stop():
+    """A stop of its own with its SIGINT handler for one test, and Python's handlers again after it."""
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    fresh = Stop()
+    fresh.on_signals({signal.SIGINT: interrupted, signal.SIGTERM: terminated})
+    yield fresh
+    signal.signal(signal.SIGINT, before[0])
+    signal.signal(signal.SIGTERM, before[1])
 
 
-def test_a_signal_raises_where_it_lands_and_is_remembered(handlers):
+def test_a_signal_raises_where_it_lands_and_is_remembered(stop):
     with pytest.raises(KeyboardInterrupt):
         os.kill(os.getpid(), signal.SIGINT)
     assert isinstance(stop.requested(), KeyboardInterrupt)
@@ -27,7 +28,7 @@ def test_a_signal_raises_where_it_lands_and_is_remembered(handlers):
         stop.check()  # raised again, as after a loss in a finaliser
 
 
-def test_a_held_block_runs_to_its_end_and_the_stop_comes_after_it(handlers):
+def test_a_held_block_runs_to_its_end_and_the_stop_comes_after_it(stop):
     done = []
     with pytest.raises(KeyboardInterrupt), stop.held():
         os.kill(os.getpid(), signal.SIGINT)
@@ -39,8 +40,41 @@ def test_a_held_block_runs_to_its_end_and_the_stop_comes_after_it(handlers):
     assert stop._holding == 0
 
 
-def test_no_signal_no_stop(handlers):
+def test_no_signal_no_stop(stop):
     with stop.held():
         pass
     stop.check()
     assert stop.requested() is None
+    assert process_stop() is process_stop() and process_stop() is not stop  # the process's own, one
+
+
+def test_what_is_still_open_is_closed_on_the_way_out_the_latest_first(stop):
+    closed = []
+
+    def first(interrupted: bool) -> None:
+        closed.append(("first", interrupted))
+
+    def second(interrupted: bool) -> None:
+        closed.append(("second", interrupted))
+        stop.closed(second)
+
+    stop.close_on_exit(first)
+    stop.close_on_exit(second)
+    stop.closed(first)  # its owner closed it
+    stop.close_all(interrupted=True)
+    stop.close_all(interrupted=False)  # nothing left: second said it was closed
+    assert closed == [("second", True)]
+
+
+@pytest.mark.parametrize(("ending", "status"), [
+    (KeyboardInterrupt(), 130), (Terminated(143), 143), (SystemExit(1), 1), (SystemExit("a line"), 1),
+    (SystemExit(None), 0), (SystemExit(0), 0), (RuntimeError("a bug"), 1),
+])
+def test_one_mapping_from_how_the_command_stopped_to_its_exit_status(stop, ending, status):
+    assert stop.exit_status(ending) == status
+
+
+def test_an_error_exit_after_a_ctrl_c_is_the_ctrl_c(stop):
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+    assert stop.exit_status(SystemExit(1)) == 130  # Hydra made an error of the Ctrl-C: the Ctrl-C says why

@@ -19,6 +19,7 @@ from polyexp.core.registry import Affects
 from polyexp.core.settings import SETTINGS
 from polyexp.run.command_line import Argument, CommandLine, parse
 from polyexp.run.secrets import redacted
+from polyexp.run.stop import Stop, process_stop
 
 JOB_REPORT = "polyexp_job.json"
 
@@ -43,6 +44,7 @@ class Job:
     sweep: Sweep | None = None
     number: int = 0
     workers: int = 1  # jobs running side by side on this machine
+    stop: Stop = field(default_factory=process_stop, compare=False, repr=False)  # what stops it: its process's
 
     @property
     def position(self) -> int | None:

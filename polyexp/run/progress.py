@@ -13,7 +13,7 @@ import sys
 import time
 from typing import TextIO
 
-from polyexp.run import stop
+from polyexp.run.stop import Stop, process_stop
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,11 @@ class Progress:
     """
 
     def __init__(
-        self, total: float, label: str, unit: str, stream: TextIO | None = None, *, quiet_seconds: float = 0.0
+        self, total: float, label: str, unit: str, stream: TextIO | None = None, *, quiet_seconds: float = 0.0,
+        stop: Stop | None = None,
     ) -> None:
         self.total, self.label, self.unit, self.quiet_seconds = total, label, unit, quiet_seconds
+        self.stop = stop or process_stop()
         self.stream = stream or sys.stderr
         self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.started = self.shown = time.perf_counter()
@@ -39,7 +41,7 @@ class Progress:
         self.drawn = False
 
     def __call__(self, done: float, total: float | None = None) -> None:
-        stop.check()  # a signal whose first raise was lost still stops the work
+        self.stop.check()  # a signal whose first raise was lost still stops the work
         self.done = done
         self.total = max(total or self.total, done)
         now = time.perf_counter()

@@ -55,11 +55,11 @@ def run_job(
         tags[tracking.TAG_PREFIX + "sweep_dir"] = str(job.sweep.folder)
         tags[tracking.TAG_PREFIX + "job_num"] = str(job.number)
     client = store.client
-    with tracking.tracked_run(store, name, tags, job.sweep.parent_run_id if job.sweep else None) as run_id:
+    with tracking.tracked_run(store, name, tags, job.sweep.parent_run_id if job.sweep else None, job.stop) as run_id:
         tracking.log_params(client, run_id, tracking.parameters_of(plan.config))
         tags = _threads(plan, job)
-        progress = Progress(plan.settings.epochs, f"{job.label} training", "epochs")
-        scoring = Progress(1, f"{job.label} scoring", "weight sets", quiet_seconds=1.0)
+        progress = Progress(plan.settings.epochs, f"{job.label} training", "epochs", stop=job.stop)
+        scoring = Progress(1, f"{job.label} scoring", "weight sets", quiet_seconds=1.0, stop=job.stop)
         trajectory = trajectory_identity(plan)
         try:
             training = prepare_training(plan, data, on_progress=progress)

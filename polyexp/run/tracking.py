@@ -32,9 +32,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from polyexp.core.errors import PolyexpError, TrackingError, first_line, full_disk
-from polyexp.run import stop
 from polyexp.run.secrets import redact, redacted
 from polyexp.run.sqlite_store import create_store
+from polyexp.run.stop import Stop, process_stop
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +122,10 @@ def open_experiment(uri: str, experiment: str) -> tuple[MlflowClient, str]:
 
 @contextlib.contextmanager
 def tracked_run(
-    store: Store, run_name: str, tags: Mapping[str, str], parent_run_id: str | None = None
+    store: Store, run_name: str, tags: Mapping[str, str], parent_run_id: str | None = None, stop: Stop | None = None
 ) -> Iterator[str]:
     """Start a run and always end it: FINISHED, FAILED (with the error logged) or KILLED."""
+    stop = stop or process_stop()
     client = store.client
     tags = {**tags, MLFLOW_RUN_NAME: run_name, PROCESS_TAG: process_tag()}
     if parent_run_id:

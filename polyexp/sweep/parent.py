@@ -16,7 +16,7 @@ failed and why, and the command prints the ranking.
 
 A :class:`SweepParent` has one owner, which ends it: the ``with`` block around polyexp's sweep, or
 under a foreign sweeper the :class:`LaunchCallback`, at ``on_multirun_end``. Hydra skips that when a
-job fails or the sweep is interrupted; the command's stop (``polyexp.run.stop.close_all``) then closes
+job fails or the sweep is interrupted; the command's stop (``polyexp.run.stop.Stop.close_all``) then closes
 it. The summary itself (ranking, CSV, the figure's rows) is a pure function of the jobs' reports,
 ``polyexp.sweep.summary.summarise``; :func:`close_sweep` writes and logs it. A sweep that ends FAILED
 ends the command with :class:`SweepFailed` (exit status 1).
@@ -41,9 +41,10 @@ from polyexp.core.errors import PolyexpError
 from polyexp.core.files import make_folder, write_text
 from polyexp.core.registry import Affects
 from polyexp.core.settings import plan_from
-from polyexp.run import secrets, stop
+from polyexp.run import secrets
 from polyexp.run.command_line import Argument, CommandLine, parse
 from polyexp.run.job import JOB_REPORT, Sweep, naming, override_words, read_job_report
+from polyexp.run.stop import Stop, process_stop
 from polyexp.sweep.summary import SweepSummary, summarise
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class LaunchCallback(Callback):
             command = parse(list(config.hydra.overrides.task))
             searched = [a for a in command if a.swept]
             key = sweep_key(config.tracking.experiment, [plan_from(config)], searched)
-            self.parent = SweepParent.open(config, command, key)
+            self.parent = SweepParent.open(config, command, key, stop=process_stop())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.parent is not None:
@@ -127,17 +128,18 @@ def sweep_key(experiment: str, jobs: Sequence[Plan], searched: Sequence[Argument
 class SweepParent:
     """A sweep's parent run while the sweep runs: opened once its jobs are known, closed however it ends.
 
-    Its owner ends it (:meth:`end`, or the ``with`` block around the sweep); until then the command's stop
-    (``polyexp.run.stop``) holds it too, to close it KILLED when Hydra gives up on the sweep (a failed
+    Its owner ends it (:meth:`end`, or the ``with`` block around the sweep); until then the command's
+    :class:`~polyexp.run.stop.Stop` holds it too, to close it KILLED when Hydra gives up on the sweep (a failed
     job, Ctrl-C), where Hydra skips the owner's end.
     """
 
-    def __init__(self, sweep: Sweep, store: Store) -> None:
-        self.sweep, self.store = sweep, store
+    def __init__(self, sweep: Sweep, store: Store, stop: Stop) -> None:
+        self.sweep, self.store, self.stop = sweep, store, stop
         self.closed = False
 
     @classmethod
-    def open(cls, config: DictConfig, command: CommandLine, key: str, num_jobs: int | None = None) -> SweepParent:
+    def open(cls, config: DictConfig, command: CommandLine, key: str, num_jobs: int | None = None, *,
+             stop: Stop) -> SweepParent:
         """Open the sweep's parent run, or reopen the one an earlier run of the same sweep left."""
         from polyexp.run import tracking
 
@@ -167,7 +169,7 @@ class SweepParent:
             else:
                 run_id = earlier.info.run_id
                 tracking.reopen_run(store.client, run_id, tags)
-            parent = cls(Sweep(folder, run_id, num_jobs, command.swept_keys), store)
+            parent = cls(Sweep(folder, run_id, num_jobs, command.swept_keys), store, stop)
             stop.close_on_exit(parent.close)
         sweep = parent.sweep
         if earlier is None:
@@ -201,13 +203,13 @@ class SweepParent:
             return None
         secrets.redact_hydra_files(self.sweep.folder)  # multirun.yaml
         try:
-            summary = close_sweep(self.sweep, self.store, interrupted)
+            summary = close_sweep(self.sweep, self.store, interrupted or self.stop.requested() is not None)
         except Exception:
             self.closed = True
-            stop.closed(self.close)
+            self.stop.closed(self.close)
             raise  # a Ctrl-C or SIGTERM while closing leaves it open: the command closes it again, KILLED
         self.closed = True
-        stop.closed(self.close)
+        self.stop.closed(self.close)
         return summary.status
 
 
@@ -256,7 +258,6 @@ def close_sweep(sweep: Sweep, store: Store, interrupted: bool = False) -> SweepS
     from polyexp.run.outputs import write_png
     from polyexp.run.plots import sweep_figure
 
-    interrupted = interrupted or stop.requested() is not None
     end_lost_jobs(store, sweep.parent_run_id, "KILLED" if interrupted else "FAILED")
     reports = [read_job_report(path) for path in sweep.folder.rglob(JOB_REPORT)]
     summary = summarise(reports, sweep.num_jobs, interrupted)

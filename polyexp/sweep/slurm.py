@@ -37,8 +37,8 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from omegaconf import DictConfig, OmegaConf
 
 from polyexp.core.errors import ConfigError, PolyexpError
-from polyexp.run import stop
 from polyexp.run.command_line import refusal
+from polyexp.run.stop import process_stop
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
 
     def __call__(self, *args: Any) -> JobReturn:  # in the SLURM job
         timeout = f"hydra.launcher.timeout_min={self.params['timeout_min']}"
-        stop.on_signals({signal.SIGTERM: lambda: JobStopped(
+        process_stop().on_signals({signal.SIGTERM: lambda: JobStopped(
             f"SLURM stopped the job at its time limit ({timeout})" if _out_of_time()
             else "SLURM cancelled the job (scancel, or preemption)")})
         # submitit's notice that the time limit is near (signal_delay_s before it): the job goes on until

@@ -38,6 +38,7 @@ from omegaconf import DictConfig
 
 from polyexp.core.errors import ConfigError, PolyexpError
 from polyexp.run.command_line import Argument, CommandLine, parse_strictly, refusal
+from polyexp.run.stop import process_stop
 
 if TYPE_CHECKING:
     from polyexp.core.settings import Plan
@@ -73,7 +74,7 @@ class PluginAwareSweeper(BasicSweeper):
             plans = self.check(jobs)
             log.debug("checked %d jobs in %.2f s", len(jobs), time.perf_counter() - started)
             key = sweep_key(self.config.tracking.experiment, plans)
-            parent = SweepParent.open(self.config, command, key, num_jobs=len(jobs))
+            parent = SweepParent.open(self.config, command, key, num_jobs=len(jobs), stop=process_stop())
         except PolyexpError as exc:
             raise refusal(str(exc)) from exc
         try:
