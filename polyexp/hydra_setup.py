@@ -115,10 +115,10 @@ def check_command_line(command: CommandLine) -> None:
     """
     groups = {registry.group: registry for registry in GROUPS}
     for argument in command:
-        if argument.key.startswith("hydra"):
+        if argument.key.startswith("hydra/"):  # Hydra's own groups; check_key leaves hydra.* to Hydra too
             continue
         check_key(argument.key, group_fields=not command.multirun)
         registry = groups.get(argument.key)
-        if registry is not None and argument.discrete and argument.changes and not command.adds_configs:
+        if registry is not None and argument.written_out and argument.changes and not command.adds_configs:
             for option in argument.values:
                 registry.check_option(option)

@@ -126,3 +126,17 @@ def test_the_command_line_is_parsed_in_one_module_and_never_rewritten():
     parsing = sorted(str(p.relative_to(ROOT)) for p in sources if "OverridesParser" in p.read_text())
     assert parsing == ["polyexp/run/command_line.py"]
     assert not [p for p in sources if re.search(r"sys\.argv(\[[^]]*\])?\s*=[^=]", p.read_text())]  # no rewrite
+
+
+def test_the_command_line_check_refuses_an_option_no_plugin_has_with_the_close_match():
+    from polyexp.hydra_setup import check_command_line
+
+    with pytest.raises(ConfigError, match=r"^model=cnnn: no such model option \(did you mean cnn\?\); options: cnn"):
+        check_command_line(parse(["model=mlp,cnnn", "-m"]))
+    with pytest.raises(ConfigError, match=r"^averaging=exponential: no such averaging option \(did you mean exp\?\)"):
+        check_command_line(parse(["averaging=exponential"]))
+    check_command_line(parse(["averaging=glob(*)", "-m"]))  # a group's options as Hydra lists them: Hydra's
+    check_command_line(parse(["~averaging", "hydra/launcher=nope"]))  # a deletion; Hydra's own groups
+    check_command_line(parse(["--config-dir", "mine", "averaging=my_preset"]))  # options of the user's configs
+    with pytest.raises(ConfigError, match=r"^epoch is not a polyexp setting \(did you mean epochs\?\)"):
+        check_command_line(parse(["epoch=3"]))

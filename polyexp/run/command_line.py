@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override, OverrideType
+from hydra.core.override_parser.types import Override, OverrideType, ValueType
 from hydra.errors import CompactHydraException, HydraException
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -50,6 +50,12 @@ class Argument:
     def discrete(self) -> bool:
         """A list, ``range()`` or ``glob()``: values a basic sweep can enumerate (not ``interval()``)."""
         return not self.swept or self.override.is_discrete_sweep()
+
+    @property
+    def written_out(self) -> bool:
+        """Whether its values are written out (a value, a list, ``range()``): not ``glob()``, whose values are
+        a group's options as Hydra's config loader finds them, nor ``interval()``."""
+        return self.discrete and not (self.swept and self.override.value_type == ValueType.GLOB_CHOICE_SWEEP)
 
     @property
     def values(self) -> tuple[str, ...]:
