@@ -7,7 +7,8 @@
 #   slurm_cluster.sh start DIR      then: export SLURM_CONF=DIR/slurm.conf; sbatch/sinfo/squeue/sacct work
 #   slurm_cluster.sh stop DIR
 # The node has at least 4 CPUs (config_overrides), whatever the machine has: small jobs run side by side.
-# KillWait=10: a job gets 10 s between SLURM's SIGTERM (scancel, time limit) and its SIGKILL (default 30 s).
+# KillWait=30 (SLURM's default): a job gets 30 s between SLURM's SIGTERM (scancel, time limit) and its SIGKILL,
+# room to end its run on a busy machine (at 10 s a loaded CI machine once SIGKILLed a job mid clean-up).
 set -euo pipefail
 cmd=${1:?start|stop}; dir=$(mkdir -p "${2:?DIR}" && cd "$2" && pwd)
 host=$(hostname -s)
@@ -61,7 +62,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 MpiDefault=none
 ReturnToService=2
-KillWait=10
+KillWait=30
 SlurmdParameters=config_overrides
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/slurmdbd

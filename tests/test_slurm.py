@@ -121,7 +121,7 @@ def test_jobs_that_slurm_stops_fail_with_the_reason_and_a_rerun_finishes_them(sl
     command = (*LAUNCHER, "hydra.launcher.timeout_min=1", "averaging=exp,stalls", "averaging.copy=1,2",
                "epochs=20", "-m")
     process = slurm_cli.start(*command, env={"POLYEXP_TEST_STALL": "1"})
-    wait_for(lambda: "stalls copy=2" in by_name(slurm_cli), 120, "the job stalls copy=2 to start")
+    wait_for(lambda: "stalls copy=2" in by_name(slurm_cli), 300, "the job stalls copy=2 to start")  # a busy machine
     (job,) = (slurm_cli.workdir / "multirun").glob("*/*/.submitit/*_2")
     slurm(slurm_cli, "scancel", job.name)
     output, _ = process.communicate(timeout=420)  # the time limit: 60 to 90 s after the job starts
