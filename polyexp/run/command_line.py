@@ -115,10 +115,6 @@ class CommandLine:
         return tuple(argument.key for argument in self.arguments
                      if argument.key in swept or argument.key.partition(".")[0] in swept)
 
-    def sweeper(self) -> str | None:
-        """The ``hydra/sweeper`` the command chooses, if any."""
-        return self["hydra/sweeper"].value if "hydra/sweeper" in self else None
-
 
 def parse(arguments: Sequence[str], config_loader: Any = None) -> CommandLine:
     """The overrides among ``arguments`` (a command line's words; flags such as ``-m`` and ``--cfg job``
