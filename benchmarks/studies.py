@@ -3,7 +3,7 @@
 Each study is one polyexp sweep, run as a user runs it (``python -m polyexp ... -m``) in a folder of
 its own with its own store; its jobs' ``summary.json`` (means over seeds with 95% t intervals), or
 values per seed read from their ``results.csv`` and ``averages.csv``, become a Markdown table, written
-into the study's page (``PAGES``; docs/studies.md unless named) between ``<!-- study:NAME:start -->``
+into the study's page (``Study.page``; docs/studies.md unless named) between ``<!-- study:NAME:start -->``
 and ``<!-- study:NAME:end -->`` with the command that wrote it::
 
     python benchmarks/studies.py --write docs/studies.md            # every study of that page
@@ -25,126 +25,143 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Each study: the overrides of its sweep. Every job keeps two EMAs and SWA from epoch 400 beside it.
-IN_TRAINING = ["ema_decays=[0.99,0.999]", "swa_start=400"]
-STUDIES: dict[str, list[str]] = {
-    "schedules": ["seeds=30", "seed=1000", "schedule=constant,cosine,cyclic,wsd", "schedule.decay_fraction=0.1,0.2",
-                  "optimizer=sgd", *IN_TRAINING],
-    "schedule_free": ["seeds=30", "seed=1000", "schedule=constant", "optimizer=schedule_free_adamw",
-                      "optimizer.update=paper,keras", *IN_TRAINING],
-    "digits_cnn": ["data=digits", "model=cnn", "epochs=100", "seeds=30", "seed=1000", "schedule=constant,cosine,wsd",
-                   "optimizer=sgd", "ema_decays=[0.99,0.999]", "swa_start=80"],
-    # docs/baselines.md: BatchNorm statistics recomputed or averaged (the two jobs share one training: the
-    # trajectory cache's key leaves scoring settings out), at three windows; the greedy soup; calibration.
-    "batchnorm_last": ["data=digits", "model=cnn", "seeds=5", "recompute_bn=true,false"],
-    "batchnorm_strided": ["data=digits", "model=cnn", "seeds=5", "window=strided", "window.stride=25",
-                          "recompute_bn=true,false"],
-    "batchnorm_early": ["data=digits", "model=cnn", "epochs=60", "seeds=5", "window=strided", "window.stride=5",
-                        "recompute_bn=true,false"],
-    "greedy_soup": ["data=digits", "model=cnn", "seeds=5", "averaging=greedy_soup,equal", *IN_TRAINING],
-    "calibration": ["seeds=10"],
-}
+Comparison = tuple[str, tuple[str, str], tuple[str, str]]
 
-# The page each study's block is in, when not docs/studies.md.
-PAGES: dict[str, str] = {name: "docs/baselines.md" for name in
-                         ("batchnorm_last", "batchnorm_strided", "batchnorm_early", "greedy_soup", "calibration")}
-
-# Paired over seeds (the jobs of a study run the same seeds): (label, (job, what), (job, what)), a job named
-# by a part of its run name, "what" a key of ``per_seed``: last (the last checkpoint), average (at the n selected
-# on validation), an in-training average (ema_0.999, swa, schedule_free_x), ...
-COMPARISONS: dict[str, list[tuple[str, tuple[str, str], tuple[str, str]]]] = {
-    "schedules": [
-        ("constant rate, averaged, minus cosine's last checkpoint", ("constant", "average"), ("cosine", "last")),
-        ("constant rate, averaged, minus cyclic's last checkpoint", ("constant", "average"), ("cyclic", "last")),
-        ("wsd (decay 10%), last checkpoint, minus cosine's", ("decay_fraction=0.1", "last"), ("cosine", "last")),
-        ("wsd (decay 20%), last checkpoint, minus cosine's", ("decay_fraction=0.2", "last"), ("cosine", "last")),
-        ("constant rate, EMA 0.999, minus its average", ("constant", "ema_0.999"), ("constant", "average")),
-    ],
-    "schedule_free": [
-        ("paper's update: x minus the last checkpoint (y)", ("update=paper", "schedule_free_x"),
-         ("update=paper", "last")),
-        ("x: paper's update minus Keras'", ("update=paper", "schedule_free_x"), ("update=keras", "schedule_free_x")),
-        ("last checkpoint: paper's update minus Keras'", ("update=paper", "last"), ("update=keras", "last")),
-    ],
-    "digits_cnn": [
-        ("constant rate, averaged, minus cosine's last checkpoint", ("constant", "average"), ("cosine", "last")),
-        ("wsd, last checkpoint, minus cosine's", ("wsd", "last"), ("cosine", "last")),
-        ("constant rate, EMA 0.999, minus its average", ("constant", "ema_0.999"), ("constant", "average")),
-    ],
-    **{study: [
-        ("recomputed minus averaged statistics: the average, mean over n = 1..10",
-         ("recompute_bn=True", "average_over_n"), ("recompute_bn=False", "average_over_n")),
-        ("recomputed minus averaged statistics: n = 1 (the last checkpoint)",
-         ("recompute_bn=True", "average_1"), ("recompute_bn=False", "average_1")),
-        ("recomputed minus averaged statistics: n = 10 (the average of all 10)",
-         ("recompute_bn=True", "average_10"), ("recompute_bn=False", "average_10")),
-    ] for study in ("batchnorm_last", "batchnorm_strided", "batchnorm_early")},
-    "greedy_soup": [
-        ("greedy soup minus the last checkpoint", ("greedy_soup", "average"), ("greedy_soup", "last")),
-        ("greedy soup minus the equal average", ("greedy_soup", "average"), ("equal", "average")),
-        ("output ensemble minus the greedy soup", ("greedy_soup", "ensemble"), ("greedy_soup", "average")),
-        ("EMA 0.99 minus the greedy soup", ("greedy_soup", "ema_0.99"), ("greedy_soup", "average")),
-        ("EMA 0.999 minus the greedy soup", ("greedy_soup", "ema_0.999"), ("greedy_soup", "average")),
-        ("SWA minus the greedy soup", ("greedy_soup", "swa"), ("greedy_soup", "average")),
-        ("SWA minus the last checkpoint", ("greedy_soup", "swa"), ("greedy_soup", "last")),
-    ],
-    "calibration": [
-        ("the average of all 10 minus the last checkpoint", ("equal", "average_10_ece"), ("equal", "last_ece")),
-        ("the output ensemble of all 10 minus the last checkpoint", ("equal", "ensemble_10_ece"),
-         ("equal", "last_ece")),
-        ("the output ensemble of all 10 minus the average of all 10", ("equal", "ensemble_10_ece"),
-         ("equal", "average_10_ece")),
-    ],
-}
-# What a study's comparisons compare, when not test accuracy.
-COMPARED: dict[str, str] = {"calibration": "test ECE"}
-
-COLUMNS = [  # (header, summary key): test accuracy, mean of the seeds [95% interval]
+COLUMNS = (  # (header, summary key): test accuracy, mean of the seeds [95% interval]
     ("last checkpoint", "last_test_acc"),
     ("average at the n selected on validation", "selected_test_acc"),
     ("gain over the last checkpoint (paired)", "selected_gain_vs_last"),
     ("EMA 0.999", "test_ema_0.999_acc"),
     ("SWA", "test_swa_acc"),
     ("schedule-free x", "test_schedule_free_x_acc"),
-]
-# A study's own columns, in place of COLUMNS.
-STUDY_COLUMNS: dict[str, list[tuple[str, str]]] = {
-    "greedy_soup": [*COLUMNS[:3], ("output ensemble at its own n selected on validation", "ensemble_selected_test_acc"),
-                    ("EMA 0.99", "test_ema_0.99_acc"), *COLUMNS[3:]],
-}
+)
 
-# A study whose table holds values per seed (``per_seed``) rather than the jobs' summaries: the sentence
-# above it (``{rows}`` and ``{seeds}`` filled in) and its columns (header, what of ``per_seed``).
-PER_SEED_TABLES: dict[str, tuple[str, list[tuple[str, str]]]] = {
-    "calibration": (
-        "Test expected calibration error ({rows} rows, 15 equal-width bins of confidence; lower is better), mean "
-        "of {seeds} [95% t interval], from each seed's `results.csv`; the last 10 epochs averaged with equal "
-        "weights.",
-        [("last checkpoint", "last_ece"), ("average of all 10", "average_10_ece"),
-         ("output ensemble of all 10", "ensemble_10_ece"), ("average at the n selected on validation",
-                                                            "average_ece")]),
+
+class Study(NamedTuple):
+    """One published study: its sweep, the page its table goes into, its columns and paired comparisons.
+
+    ``comparisons`` are paired over seeds (the jobs of a study run the same seeds): ``(label, (job, what),
+    (job, what))``, a job named by a part of its run name, ``what`` a key of :func:`per_seed` (``last``,
+    ``average`` at the n selected on validation, an in-training average such as ``ema_0.999``, ...).
+    ``columns`` are summary keys; a study with a ``per_seed_sentence`` tabulates :func:`per_seed` values
+    instead (its ``columns`` then name those), under that sentence (``{rows}``, ``{seeds}`` filled in).
+    """
+
+    overrides: tuple[str, ...]
+    page: str = "docs/studies.md"
+    comparisons: tuple[Comparison, ...] = ()
+    columns: tuple[tuple[str, str], ...] = COLUMNS
+    compared: str = "test accuracy"  # what the comparisons compare
+    per_seed_sentence: str | None = None
+
+
+# Every job keeps two EMAs and SWA from epoch 400 beside it.
+IN_TRAINING = ("ema_decays=[0.99,0.999]", "swa_start=400")
+# The BatchNorm studies (docs/baselines.md): recomputed or averaged statistics; the two jobs share one
+# training (the trajectory cache's key leaves scoring settings out).
+BATCHNORM = (
+    ("recomputed minus averaged statistics: the average, mean over n = 1..10",
+     ("recompute_bn=True", "average_over_n"), ("recompute_bn=False", "average_over_n")),
+    ("recomputed minus averaged statistics: n = 1 (the last checkpoint)",
+     ("recompute_bn=True", "average_1"), ("recompute_bn=False", "average_1")),
+    ("recomputed minus averaged statistics: n = 10 (the average of all 10)",
+     ("recompute_bn=True", "average_10"), ("recompute_bn=False", "average_10")),
+)
+BASELINES = "docs/baselines.md"
+
+STUDIES: dict[str, Study] = {
+    "schedules": Study(
+        ("seeds=30", "seed=1000", "schedule=constant,cosine,cyclic,wsd", "schedule.decay_fraction=0.1,0.2",
+         "optimizer=sgd", *IN_TRAINING),
+        comparisons=(
+            ("constant rate, averaged, minus cosine's last checkpoint", ("constant", "average"), ("cosine", "last")),
+            ("constant rate, averaged, minus cyclic's last checkpoint", ("constant", "average"), ("cyclic", "last")),
+            ("wsd (decay 10%), last checkpoint, minus cosine's", ("decay_fraction=0.1", "last"), ("cosine", "last")),
+            ("wsd (decay 20%), last checkpoint, minus cosine's", ("decay_fraction=0.2", "last"), ("cosine", "last")),
+            ("constant rate, EMA 0.999, minus its average", ("constant", "ema_0.999"), ("constant", "average")),
+        )),
+    "schedule_free": Study(
+        ("seeds=30", "seed=1000", "schedule=constant", "optimizer=schedule_free_adamw", "optimizer.update=paper,keras",
+         *IN_TRAINING),
+        comparisons=(
+            ("paper's update: x minus the last checkpoint (y)", ("update=paper", "schedule_free_x"),
+             ("update=paper", "last")),
+            ("x: paper's update minus Keras'", ("update=paper", "schedule_free_x"),
+             ("update=keras", "schedule_free_x")),
+            ("last checkpoint: paper's update minus Keras'", ("update=paper", "last"), ("update=keras", "last")),
+        )),
+    "digits_cnn": Study(
+        ("data=digits", "model=cnn", "epochs=100", "seeds=30", "seed=1000", "schedule=constant,cosine,wsd",
+         "optimizer=sgd", "ema_decays=[0.99,0.999]", "swa_start=80"),
+        comparisons=(
+            ("constant rate, averaged, minus cosine's last checkpoint", ("constant", "average"), ("cosine", "last")),
+            ("wsd, last checkpoint, minus cosine's", ("wsd", "last"), ("cosine", "last")),
+            ("constant rate, EMA 0.999, minus its average", ("constant", "ema_0.999"), ("constant", "average")),
+        )),
+    "batchnorm_last": Study(("data=digits", "model=cnn", "seeds=5", "recompute_bn=true,false"),
+                            BASELINES, BATCHNORM),
+    "batchnorm_strided": Study(("data=digits", "model=cnn", "seeds=5", "window=strided", "window.stride=25",
+                                "recompute_bn=true,false"), BASELINES, BATCHNORM),
+    "batchnorm_early": Study(("data=digits", "model=cnn", "epochs=60", "seeds=5", "window=strided", "window.stride=5",
+                              "recompute_bn=true,false"), BASELINES, BATCHNORM),
+    "greedy_soup": Study(
+        ("data=digits", "model=cnn", "seeds=5", "averaging=greedy_soup,equal", *IN_TRAINING), BASELINES,
+        comparisons=(
+            ("greedy soup minus the last checkpoint", ("greedy_soup", "average"), ("greedy_soup", "last")),
+            ("greedy soup minus the equal average", ("greedy_soup", "average"), ("equal", "average")),
+            ("output ensemble minus the greedy soup", ("greedy_soup", "ensemble"), ("greedy_soup", "average")),
+            ("EMA 0.99 minus the greedy soup", ("greedy_soup", "ema_0.99"), ("greedy_soup", "average")),
+            ("EMA 0.999 minus the greedy soup", ("greedy_soup", "ema_0.999"), ("greedy_soup", "average")),
+            ("SWA minus the greedy soup", ("greedy_soup", "swa"), ("greedy_soup", "average")),
+            ("SWA minus the last checkpoint", ("greedy_soup", "swa"), ("greedy_soup", "last")),
+        ),
+        columns=(*COLUMNS[:3], ("output ensemble at its own n selected on validation", "ensemble_selected_test_acc"),
+                 ("EMA 0.99", "test_ema_0.99_acc"), *COLUMNS[3:])),
+    "calibration": Study(
+        ("seeds=10",), BASELINES,
+        comparisons=(
+            ("the average of all 10 minus the last checkpoint", ("equal", "average_10_ece"), ("equal", "last_ece")),
+            ("the output ensemble of all 10 minus the last checkpoint", ("equal", "ensemble_10_ece"),
+             ("equal", "last_ece")),
+            ("the output ensemble of all 10 minus the average of all 10", ("equal", "ensemble_10_ece"),
+             ("equal", "average_10_ece")),
+        ),
+        columns=(("last checkpoint", "last_ece"), ("average of all 10", "average_10_ece"),
+                 ("output ensemble of all 10", "ensemble_10_ece"),
+                 ("average at the n selected on validation", "average_ece")),
+        compared="test ECE",
+        per_seed_sentence=(
+            "Test expected calibration error ({rows} rows, 15 equal-width bins of confidence; lower is better), "
+            "mean of {seeds} [95% t interval], from each seed's `results.csv`; the last 10 epochs averaged with "
+            "equal weights.")),
 }
 
 
 def page(study: str) -> str:
     """The page whose block holds the study's table, as its command names it."""
-    return PAGES.get(study, "docs/studies.md")
+    return STUDIES[study].page
 
 
 def command(study: str) -> str:
-    return "python -m polyexp " + " ".join(f"'{o}'" if "[" in o else o for o in STUDIES[study]) + " -m"
+    return "python -m polyexp " + " ".join(f"'{o}'" if "[" in o else o for o in STUDIES[study].overrides) + " -m"
 
 
-def run(study: str, work: Path) -> list[dict]:
-    """Run the study's sweep in ``work``; each job's run name and summary, in job order."""
+def run(study: str, work: Path) -> Path:
+    """Run the study's sweep in ``work``; its sweep folder."""
     work.mkdir(parents=True, exist_ok=True)
     sweep_dir = work / "multirun" / study
-    args = [sys.executable, "-m", "polyexp", *STUDIES[study], f"hydra.sweep.dir={sweep_dir}", "-m"]
+    args = [sys.executable, "-m", "polyexp", *STUDIES[study].overrides, f"hydra.sweep.dir={sweep_dir}", "-m"]
     print("running:", command(study), flush=True)
     subprocess.run(args, cwd=work, check=True)
+    return sweep_dir
+
+
+def jobs_of(sweep_dir: Path) -> list[dict]:
+    """Each job of a sweep folder: its run name, summary, test rows and values per seed, in job order."""
     jobs = []
     for report in sorted(sweep_dir.glob("*/polyexp_job.json"), key=lambda p: int(p.parent.name)):
         job = json.loads(report.read_text())
@@ -202,13 +219,13 @@ def comparisons(study: str, jobs: list[dict]) -> list[str]:
         return job
 
     lines = []
-    for label, (job_a, what_a), (job_b, what_b) in COMPARISONS.get(study, []):
+    for label, (job_a, what_a), (job_b, what_b) in STUDIES[study].comparisons:
         mean, low, high = paired(find(job_a)["per_seed"][what_a], find(job_b)["per_seed"][what_b])
         verdict = "not shown apart" if low <= 0 <= high else "shown apart"
         lines.append(f"| {label} | {mean:+.4f} [{low:+.4f}, {high:+.4f}] | {verdict} |")
     if not lines:
         return []
-    return ["", f"Paired over the seeds (difference of {COMPARED.get(study, 'test accuracy')}, 95% t interval; "
+    return ["", f"Paired over the seeds (difference of {STUDIES[study].compared}, 95% t interval; "
             "\"not shown apart\": the interval holds 0):", "", "| comparison | difference | |", "|---|---|---|",
             *lines]
 
@@ -243,16 +260,17 @@ def table(study: str, jobs: list[dict]) -> str:
     lines = [f"Written by `python benchmarks/studies.py {study} --write {page(study)}`, which runs:",
              "", "```sh", command(study), "```", ""]
     seed_text = f"{len(seeds)} seeds ({seeds[0]}..{seeds[-1]})"
-    if study in PER_SEED_TABLES:
-        sentence, columns = PER_SEED_TABLES[study]
-        lines += [sentence.format(rows=jobs[0]["test_rows"], seeds=seed_text), "",
+    spec = STUDIES[study]
+    if spec.per_seed_sentence is not None:
+        columns = spec.columns
+        lines += [spec.per_seed_sentence.format(rows=jobs[0]["test_rows"], seeds=seed_text), "",
                   "| job | selected n | " + " | ".join(h for h, _ in columns) + " |",
                   "|---|---|" + "---|" * len(columns)]
         for job in jobs:
             cells = [seed_interval(job["per_seed"][what]) for _, what in columns]
             lines.append(f"| `{job['name']}` | {int(job['summary']['selected_n'])} | " + " | ".join(cells) + " |")
         return "\n".join(lines + comparisons(study, jobs))
-    columns = [(h, k) for h, k in STUDY_COLUMNS.get(study, COLUMNS) if any(k in j["summary"] for j in jobs)]
+    columns = [(h, k) for h, k in spec.columns if any(k in j["summary"] for j in jobs)]
     lines += [f"Test accuracy ({jobs[0]['test_rows']} rows), mean of {seed_text} "
               "[95% t interval]; n is selected on validation; the gain is paired over seeds, from the last "
               "checkpoint scored as the averages are (with BatchNorm, its statistics recomputed too).", "",
@@ -302,7 +320,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temporary:
         work = args.work or Path(temporary)
         for study in studies:
-            text = table(study, run(study, work / study))
+            text = table(study, jobs_of(run(study, work / study)))
             print(text)
             if pages:
                 write_block(ROOT / page(study), study, text)
