@@ -78,3 +78,16 @@ def test_an_error_exit_after_a_ctrl_c_is_the_ctrl_c(stop):
     with pytest.raises(KeyboardInterrupt):
         os.kill(os.getpid(), signal.SIGINT)
     assert stop.exit_status(SystemExit(1)) == 130  # Hydra made an error of the Ctrl-C: the Ctrl-C says why
+
+
+def test_an_uninterrupted_write_ends_whole_and_a_clean_up_after_a_stop_goes_on(stop):
+    done = []
+    with pytest.raises(KeyboardInterrupt), stop.uninterrupted():
+        os.kill(os.getpid(), signal.SIGINT)  # lands inside: raised once the write is whole
+        done.append("written")
+    assert done == ["written"]
+    with stop.uninterrupted():  # the clean-up the Ctrl-C started: its writes are not cut, and it goes on
+        done.append("cleaned up")
+    assert done == ["written", "cleaned up"]
+    with pytest.raises(KeyboardInterrupt), stop.held():  # held() still raises the earlier stop
+        pass

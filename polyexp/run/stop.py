@@ -99,6 +99,20 @@ class Stop:
         if not self._holding:
             self.check()
 
+    @contextlib.contextmanager
+    def uninterrupted(self) -> Iterator[None]:
+        """A write a signal does not cut in two (an SQLite transaction cut by KeyboardInterrupt keeps the
+        store locked for the clean-up that follows): a stop that comes inside is raised when the block ends.
+        Unlike :meth:`held`, a stop that came before is not raised again: the clean-up it started goes on."""
+        came_before = self._requested is not None
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+        if not self._holding and not came_before:
+            self.check()
+
     def check(self) -> None:
         """Raise the stop a signal asked for, if one came (its first raise may have been lost)."""
         if self._requested is not None:

@@ -184,6 +184,13 @@ def process_alive(tag: str) -> bool | None:
     return True
 
 
+def whole(uri: str) -> contextlib.AbstractContextManager[None]:
+    """A block of writes to the store at ``uri`` that a signal does not cut in two, where that matters: on an
+    SQLite store, a transaction cut by KeyboardInterrupt keeps the database locked against this very process's
+    next write (the run's or the sweep's clean-up), for the busy timeout and then for good."""
+    return process_stop().uninterrupted() if str(uri).startswith("sqlite") else contextlib.nullcontext()
+
+
 def end_run(client: MlflowClient, run_id: str, status: str, error: BaseException | None = None) -> None:
     """Set a run's final status (and its error); warn, but do not raise, if the store is gone.
 
@@ -195,14 +202,16 @@ def end_run(client: MlflowClient, run_id: str, status: str, error: BaseException
     if error is not None:
         message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         try:
-            client.set_tag(run_id, TAG_PREFIX + "error", redact(message)[:5000])
+            with whole(client.tracking_uri):
+                client.set_tag(run_id, TAG_PREFIX + "error", redact(message)[:5000])
         except Exception as exc:
             if not full_disk(exc):
                 log.warning("could not mark MLflow run %s as %s: %s", run_id, status, first_line(exc))
                 return
             untagged = exc
     try:
-        client.set_terminated(run_id, status)
+        with whole(client.tracking_uri):
+            client.set_terminated(run_id, status)
     except Exception as exc:
         log.warning("could not mark MLflow run %s as %s: %s", run_id, status, _reason(exc))
         return
@@ -288,9 +297,11 @@ def git_commit(folder: Path) -> dict[str, str]:
 
 
 def guarded(call: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call the MLflow client; turn its failures into one clear TrackingError."""
+    """Call the MLflow client; turn its failures into one clear TrackingError. On an SQLite store a Ctrl-C
+    waits for the call to end (:func:`whole`)."""
     try:
-        return call(*args, **kwargs)
+        with whole(getattr(getattr(call, "__self__", None), "tracking_uri", "")):
+            return call(*args, **kwargs)
     except Exception as exc:
         uri = getattr(getattr(call, "__self__", None), "tracking_uri", "")
         message = refusal(uri, exc) or full_disk(exc, store_name(uri), file="the MLflow run's artifacts")

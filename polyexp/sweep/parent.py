@@ -203,7 +203,8 @@ class SweepParent:
             return None
         secrets.redact_hydra_files(self.sweep.folder)  # multirun.yaml
         try:
-            summary = close_sweep(self.sweep, self.store, interrupted or self.stop.requested() is not None)
+            with self.stop.uninterrupted():  # a Ctrl-C here is raised once the summary is whole: then closed KILLED
+                summary = close_sweep(self.sweep, self.store, interrupted or self.stop.requested() is not None)
         except Exception:
             self.closed = True
             self.stop.closed(self.close)
