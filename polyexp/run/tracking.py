@@ -299,11 +299,11 @@ def git_commit(folder: Path) -> dict[str, str]:
 def guarded(call: Any, *args: Any, **kwargs: Any) -> Any:
     """Call the MLflow client; turn its failures into one clear TrackingError. On an SQLite store a Ctrl-C
     waits for the call to end (:func:`whole`)."""
+    uri = getattr(getattr(call, "__self__", None), "tracking_uri", "")
     try:
-        with whole(getattr(getattr(call, "__self__", None), "tracking_uri", "")):
+        with whole(uri):
             return call(*args, **kwargs)
     except Exception as exc:
-        uri = getattr(getattr(call, "__self__", None), "tracking_uri", "")
         message = refusal(uri, exc) or full_disk(exc, store_name(uri), file="the MLflow run's artifacts")
         raise TrackingError(message or f"MLflow {call.__name__} failed: {first_line(exc)}") from exc
 
